@@ -1,0 +1,129 @@
+"""Silver conforming: type raw bronze rows, find the invalid ones, keep one row per key.
+
+Pure functions on Polars frames; no I/O. A row that breaks a rule is never dropped
+silently: it leaves with ``_rule`` (the first rule it broke) and ``_reason`` (every problem,
+readable) so the caller can quarantine it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from lakehouse.tpch import FIRST_DATE, LAST_DATE, Entity
+
+ORDER_OF_ARRIVAL = ("_commit_version", "_ingested_at", "_source_file")
+
+# (column, lowest allowed, highest allowed); None leaves that side open.
+RANGES: dict[str, list[tuple[str, object, object]]] = {
+    "orders": [("o_totalprice", 0, None)],
+    "lineitem": [
+        ("l_quantity", 0.01, None),
+        ("l_extendedprice", 0, None),
+        ("l_discount", 0, 0.10),
+        ("l_tax", 0, 0.08),
+    ],
+}
+ALLOWED: dict[str, dict[str, tuple[str, ...]]] = {
+    "orders": {"o_orderstatus": ("O", "F", "P")},
+    "lineitem": {"l_returnflag": ("A", "N", "R"), "l_linestatus": ("O", "F")},
+}
+
+
+def missing_columns(raw_columns: list[str], entity: Entity) -> list[str]:
+    """Columns the entity needs that the bronze rows do not have."""
+    return [c for c in entity.columns if c not in raw_columns]
+
+
+def _typed(column: str, dtype: pl.DataType, raw_dtype: pl.DataType) -> pl.Expr:
+    source = pl.col(column)
+    if raw_dtype == pl.String and dtype == pl.Date:
+        return source.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+    if raw_dtype == pl.String and dtype != pl.String:
+        return source.str.strip_chars().cast(dtype, strict=False)
+    return source.cast(dtype, strict=False)
+
+
+def _checks(entity: Entity, typed: dict[str, str]) -> list[tuple[str, pl.Expr, pl.Expr]]:
+    """(rule, broken, reason) for every rule of the entity, in order of precedence."""
+    checks = []
+    for column in entity.keys:
+        checks.append(("null_key", pl.col(column).is_null(), pl.lit(f"{column} is empty")))
+    for column in entity.columns:
+        if column not in entity.keys:
+            checks.append(("missing_value", pl.col(column).is_null(), pl.lit(f"{column} is empty")))
+    for column in entity.columns:
+        broken = pl.col(column).is_not_null() & pl.col(typed[column]).is_null()
+        reason = pl.format(f"{column}='{{}}' is not a valid {entity.columns[column]}", pl.col(column))
+        checks.append(("unparseable_value", broken, reason))
+    for column, dtype in entity.columns.items():
+        if dtype == pl.Date:
+            value = pl.col(typed[column])
+            broken = ~value.is_between(date.fromisoformat(FIRST_DATE), date.fromisoformat(LAST_DATE))
+            reason = pl.format(f"{column}={{}} outside {FIRST_DATE}..{LAST_DATE}", value)
+            checks.append(("out_of_range", broken.fill_null(False), reason))
+    for column, low, high in RANGES.get(entity.name, []):
+        value = pl.col(typed[column])
+        if low is not None:
+            reason = pl.format(f"{column}={{}} below {low}", value)
+            checks.append(("out_of_range", (value < low).fill_null(False), reason))
+        if high is not None:
+            reason = pl.format(f"{column}={{}} above {high}", value)
+            checks.append(("out_of_range", (value > high).fill_null(False), reason))
+    for column, allowed in ALLOWED.get(entity.name, {}).items():
+        broken = ~pl.col(typed[column]).is_in(allowed) & pl.col(typed[column]).is_not_null()
+        reason = pl.format(f"{column}='{{}}' not one of {'/'.join(allowed)}", pl.col(column))
+        checks.append(("not_allowed", broken, reason))
+    return checks
+
+
+def conformed(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
+    """Raw rows with typed entity columns plus ``_rule``/``_reason`` (null when valid).
+
+    The raw text of every entity column is kept in ``_raw`` (JSON) for quarantine.
+    """
+    typed = {c: f"__typed_{c}" for c in entity.columns}
+    frame = raw.with_columns(
+        _typed(c, dtype, raw.schema[c]).alias(typed[c]) for c, dtype in entity.columns.items()
+    )
+    checks = _checks(entity, typed)
+    rule = pl.coalesce([pl.when(broken).then(pl.lit(name)) for name, broken, _ in checks])
+    reason = pl.concat_str(
+        [pl.when(broken).then(why) for _, broken, why in checks], separator="; ", ignore_nulls=True
+    )
+    raw_columns = [c for c in raw.columns if not c.startswith("_")]
+    return frame.with_columns(
+        _rule=rule,
+        _reason=pl.when(rule.is_not_null()).then(reason),
+        _raw=pl.struct(pl.col(raw_columns).cast(pl.String)).struct.json_encode(),
+    ).with_columns(pl.col(typed[c]).alias(c) for c in entity.columns).drop(typed.values())
+
+
+def with_partition(rows: pl.DataFrame, entity: Entity) -> pl.DataFrame:
+    """Add the entity's partition column (first day of the month of its date column)."""
+    if entity.partition is None:
+        return rows
+    column, source = entity.partition
+    return rows.with_columns(pl.col(source).dt.truncate("1mo").alias(column))
+
+
+def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(one row per business key, the superseded copies). The latest arrival wins."""
+    order = [c for c in ORDER_OF_ARRIVAL if c in valid.columns]
+    ranked = valid.sort(order).with_columns(
+        __arrival=pl.int_range(pl.len()).over(entity.keys),
+        __copies=pl.len().over(entity.keys),
+    )
+    latest = pl.col("__arrival") == pl.col("__copies") - 1
+    keys = ", ".join(entity.keys)
+    superseded = ranked.filter(~latest).with_columns(
+        _rule=pl.lit("duplicate"),
+        _reason=pl.lit(f"another row with the same {keys} arrived later in the batch"),
+    )
+    return ranked.filter(latest).drop("__arrival", "__copies"), superseded.drop("__arrival", "__copies")
+
+
+def orphans(lines: pl.DataFrame, order_keys: pl.Series) -> pl.Series:
+    """Mask of line items whose order is not in silver orders."""
+    return ~lines["l_orderkey"].is_in(order_keys.implode())

@@ -1,0 +1,143 @@
+"""Delta table edges: create, read state back from the log, and commit data with its watermark.
+
+Every write here puts the data, the new watermark (``custom_metadata["watermark"]``) and an
+app transaction (``app_id``, batch number) into one Delta commit. The next run reads its
+state back from the same table's log, so data and state can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import CommitProperties, Transaction
+
+from lakehouse.storage import Location
+
+WATERMARK_KEY = "lakehouse.watermark"
+RUN_ID_KEY = "lakehouse.run_id"
+CDF_ON = {"delta.enableChangeDataFeed": "true"}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a saver wrote, for logs and the run ledger."""
+
+    table: str
+    uri: str
+    operation: str
+    rows: int
+    version: int | None
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.operation} {self.rows} rows -> version {self.version}"
+
+
+def open_table(location: Location) -> DeltaTable | None:
+    """The Delta table at ``location``, or None when none was created there yet."""
+    try:
+        return DeltaTable(location.uri, storage_options=location.delta_options)
+    except TableNotFoundError:
+        return None
+
+
+def ensure_table(
+    location: Location, schema: pa.Schema, partition_by: list[str] | None = None
+) -> DeltaTable:
+    """Open the table, creating it empty (with change data feed on) if it does not exist."""
+    table = open_table(location)
+    if table is not None:
+        return table
+    try:
+        return DeltaTable.create(
+            location.uri,
+            schema=schema,
+            partition_by=partition_by or None,
+            configuration=CDF_ON,
+            storage_options=location.delta_options,
+        )
+    except Exception:
+        # Another run created it between our check and our create: use theirs.
+        table = open_table(location)
+        if table is None:
+            raise
+        return table
+
+
+def add_missing_columns(table: DeltaTable, schema: pa.Schema) -> list[str]:
+    """Schema evolution: add the nullable columns of ``schema`` the table lacks."""
+    from deltalake.schema import Field, Schema
+
+    existing = set(table.schema().to_arrow().names)
+    new = [f for f in schema if f.name not in existing]
+    if new:
+        fields = Schema.from_arrow(pa.schema(new)).fields
+        table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in fields])
+    return [f.name for f in new]
+
+
+def last_batch(table: DeltaTable | None, app_id: str) -> int:
+    """The last batch number ``app_id`` committed to ``table`` (0 when none)."""
+    if table is None:
+        return 0
+    return table.transaction_version(app_id) or 0
+
+
+def last_watermark(table: DeltaTable | None, app_id: str, depth: int = 50) -> dict | None:
+    """The watermark of ``app_id``'s newest commit, read from the table's history."""
+    if table is None:
+        return None
+    for commit in table.history(limit=depth):
+        mark = commit.get(WATERMARK_KEY)
+        if mark is None:
+            continue
+        mark = json.loads(mark) if isinstance(mark, str) else mark
+        if mark.get("app_id") == app_id:
+            return mark
+    return None
+
+
+def commit_properties(
+    app_id: str,
+    batch: int,
+    watermark: dict,
+    run_id: str,
+    extra_transactions: Iterable[Transaction] = (),
+) -> CommitProperties:
+    """Commit properties carrying the batch marker and the watermark of ``app_id``."""
+    mark = {"app_id": app_id, "batch": batch, **watermark}
+    return CommitProperties(
+        custom_metadata={WATERMARK_KEY: json.dumps(mark, sort_keys=True), RUN_ID_KEY: run_id},
+        app_transactions=[Transaction(app_id, batch), *extra_transactions],
+    )
+
+
+def append(
+    location: Location,
+    data: pa.Table,
+    properties: CommitProperties,
+    partition_by: list[str] | None = None,
+) -> int:
+    """Append ``data`` in one commit; returns the new table version."""
+    table = ensure_table(location, data.schema, partition_by)
+    write_deltalake(table, data, mode="append", commit_properties=properties)
+    return table.version()
+
+
+def sql_literal(value) -> str:
+    """A value as a SQL literal for a deltalake predicate."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def in_list(column: str, values: Iterable) -> str:
+    """``column IN (...)`` over the distinct values, sorted for a stable predicate."""
+    items = sorted({v for v in values if v is not None})
+    return f"{column} IN ({', '.join(sql_literal(v) for v in items)})"

@@ -1,0 +1,168 @@
+"""Silver edges: read the bronze rows not yet processed, quarantine the bad, MERGE the good.
+
+State per entity (app id ``silver:<entity>``), all in Delta logs:
+  * the silver table's newest commit says which bronze version it has merged up to;
+  * the quarantine table's commit for the same batch is written *first* and fixes the
+    batch's bronze range, so a run killed between the two commits redoes the MERGE over
+    exactly the same rows, and never quarantines a row twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+import pyarrow as pa
+from deltalake import write_deltalake
+from loguru import logger
+
+from lakehouse import conform, delta
+from lakehouse.storage import Location
+from lakehouse.tpch import Entity
+
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "table": pl.String,
+        "rule": pl.String,
+        "reason": pl.String,
+        "row": pl.String,
+        "source_file": pl.String,
+        "bronze_version": pl.Int64,
+        "run_id": pl.String,
+        "quarantined_at": pl.Datetime("us", "UTC"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Bronze versions ``(after, through]`` that batch ``number`` of an entity processes."""
+
+    number: int
+    after: int
+    through: int
+    quarantined: bool  # the quarantine commit of this batch already exists
+
+
+def plan_batch(bronze: Location, target: Location, quarantine: Location, app_id: str) -> Batch | None:
+    """The next batch for ``app_id``, or None when bronze has nothing new."""
+    bronze_table = delta.open_table(bronze)
+    if bronze_table is None:
+        return None
+    done = delta.last_watermark(delta.open_table(target), app_id) or {"batch": 0, "bronze_through": -1}
+    pending = delta.last_watermark(delta.open_table(quarantine), app_id)
+    if pending and pending["batch"] == done["batch"] + 1:
+        return Batch(pending["batch"], done["bronze_through"], pending["bronze_through"], True)
+    through = bronze_table.version()
+    if through <= done["bronze_through"]:
+        return None
+    return Batch(done["batch"] + 1, done["bronze_through"], through, False)
+
+
+def bronze_rows(bronze: Location, batch: Batch) -> pl.DataFrame:
+    """Rows appended to bronze in the batch's versions, with ``_commit_version``."""
+    table = delta.open_table(bronze)
+    changes = table.load_cdf(starting_version=batch.after + 1, ending_version=batch.through)
+    rows = pl.from_arrow(pa.table(changes))
+    return rows.filter(pl.col("_change_type") == "insert").drop("_change_type", "_commit_timestamp")
+
+
+def split(raw: pl.DataFrame, entity: Entity, order_keys: pl.Series | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(valid rows, one per key, partitioned; rejected rows with rule and reason)."""
+    missing = conform.missing_columns(raw.columns, entity)
+    if missing:
+        raise ValueError(f"bronze/{entity.name} lacks required column(s) {', '.join(missing)}")
+    rows = conform.conformed(raw, entity)
+    valid, duplicates = conform.deduplicated(rows.filter(pl.col("_rule").is_null()), entity)
+    rejected = [rows.filter(pl.col("_rule").is_not_null()), duplicates]
+    if order_keys is not None:
+        orphan = conform.orphans(valid, order_keys)
+        rejected.append(
+            valid.filter(orphan).with_columns(
+                _rule=pl.lit("orphan"),
+                _reason=pl.format("l_orderkey={} has no order in silver orders", pl.col("l_orderkey")),
+            )
+        )
+        valid = valid.filter(~orphan)
+    return conform.with_partition(valid, entity), pl.concat(rejected, how="diagonal_relaxed")
+
+
+def quarantine_rows(rejected: pl.DataFrame, table: str, run_id: str) -> pl.DataFrame:
+    """Rejected rows in the quarantine table's shape."""
+    now = datetime.now(UTC)
+    return rejected.select(
+        table=pl.lit(table),
+        rule=pl.col("_rule"),
+        reason=pl.col("_reason"),
+        row=pl.col("_raw"),
+        source_file=pl.col("_source_file"),
+        bronze_version=pl.col("_commit_version").cast(pl.Int64),
+        run_id=pl.lit(run_id),
+        quarantined_at=pl.lit(now, pl.Datetime("us", "UTC")),
+    ).cast(QUARANTINE_SCHEMA)
+
+
+def merge(target: Location, entity: Entity, rows: pl.DataFrame, properties) -> delta.WriteResult:
+    """Upsert ``rows`` on the business key, reading only the partitions they fall in."""
+    data = rows.select(entity.schema.names()).to_arrow()
+    table = delta.ensure_table(
+        target, data.schema, [entity.partition_column] if entity.partition_column else None
+    )
+    before = table.version()
+    on = " AND ".join(f"t.{k} = s.{k}" for k in entity.keys)
+    if entity.partition_column and rows.height:
+        on += " AND t." + delta.in_list(entity.partition_column, rows[entity.partition_column].to_list())
+    changed = " OR ".join(
+        f"(t.{c} IS DISTINCT FROM s.{c})" for c in entity.columns if c not in entity.keys
+    )
+    metrics = {}
+    if rows.height:
+        metrics = (
+            table.merge(data, on, source_alias="s", target_alias="t", commit_properties=properties)
+            .when_matched_update_all(predicate=changed)
+            .when_not_matched_insert_all()
+            .execute()
+        )
+    table.update_incremental()
+    if table.version() == before:  # nothing changed: still record the batch as done
+        write_deltalake(table, data.slice(0, 0), mode="append", commit_properties=properties)
+        table.update_incremental()
+    written = metrics.get("num_target_rows_inserted", 0) + metrics.get("num_target_rows_updated", 0)
+    return delta.WriteResult(f"silver/{entity.name}", target.uri, "merge", written, table.version())
+
+
+def refresh(entity: Entity, lake: Location, run_id: str, order_keys: pl.Series | None = None) -> list[delta.WriteResult]:
+    """Process the next bronze batch of ``entity`` into silver and quarantine."""
+    bronze = lake.child("bronze", entity.name)
+    target = lake.child("silver", entity.name)
+    quarantine = lake.child("_quarantine", entity.name)
+    app_id = f"silver:{entity.name}"
+    batch = plan_batch(bronze, target, quarantine, app_id)
+    if batch is None:
+        logger.info(f"silver/{entity.name}: up to date")
+        return []
+    raw = bronze_rows(bronze, batch)
+    valid, rejected = split(raw, entity, order_keys)
+    mark = {"bronze_after": batch.after, "bronze_through": batch.through}
+    properties = delta.commit_properties(app_id, batch.number, mark, run_id)
+    results = []
+    if not batch.quarantined:
+        data = quarantine_rows(rejected, f"silver/{entity.name}", run_id).to_arrow()
+        version = delta.append(quarantine, data, properties)
+        results.append(delta.WriteResult(f"_quarantine/{entity.name}", quarantine.uri, "append", data.num_rows, version))
+    results.append(merge(target, entity, valid, properties))
+    logger.info(
+        f"silver/{entity.name}: bronze versions {batch.after + 1}..{batch.through}: "
+        f"{raw.height} rows read, {valid.height} valid, {rejected.height} quarantined"
+    )
+    return results
+
+
+def order_keys(lake: Location) -> pl.Series:
+    """Every order key in silver orders (one narrow column)."""
+    table = delta.open_table(lake.child("silver", "orders"))
+    if table is None:
+        return pl.Series("o_orderkey", [], pl.Int64)
+    return pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=["o_orderkey"]))["o_orderkey"]
+

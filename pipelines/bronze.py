@@ -1,0 +1,73 @@
+"""Bronze: every new landing file appended, raw, to its source's Delta table.
+
+Upstream: ``landing_root/<source>/`` files (CSV or Parquet, per ``sources`` in YAML).
+Outputs: ``lake_root/bronze/<source>``, append-only, the landed columns (CSV as text) plus
+``_source_file``, ``_ingested_at`` and ``_run_id``. One Hamilton task per file stages its
+rows; one commit per table adds them with the file watermark (see ``lakehouse.ingest``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hamilton.htypes import Collect, Parallelizable
+from loguru import logger
+
+from lakehouse import ingest
+from lakehouse.delta import WriteResult
+from lakehouse.runs import new_run_id
+from lakehouse.storage import Location
+
+
+def lake(lake_root: str) -> Location:
+    """The lake's root folder (bronze, silver, gold and quarantine tables live below it)."""
+    return Location.from_uri(lake_root)
+
+
+def landing(landing_root: str) -> Location:
+    """The landing zone's root folder."""
+    return Location.from_uri(landing_root)
+
+
+def run_id() -> str:
+    """This run's id, stamped on every row and commit it writes."""
+    return new_run_id("bronze")
+
+
+def ingested_at() -> datetime:
+    """One ingestion time for every row of this run."""
+    return datetime.now(UTC)
+
+
+def new_landing_files(landing: Location, lake: Location, sources: dict) -> list[ingest.LandingFile]:
+    """Landing files not yet in bronze: new, late, or rewritten since their last ingestion."""
+    files = [
+        file
+        for source, spec in sources.items()
+        for file in ingest.list_new_files(landing, lake, source, spec["format"])
+    ]
+    logger.info(f"bronze: {len(files)} new landing files")
+    return files
+
+
+def landing_file(new_landing_files: list[ingest.LandingFile]) -> Parallelizable[ingest.LandingFile]:
+    """One task per new landing file."""
+    yield from new_landing_files
+
+
+def staged_file(landing_file: ingest.LandingFile, run_id: str, ingested_at: datetime) -> ingest.StagedFile:
+    """The file's rows with lineage columns, staged as Parquet in its bronze table."""
+    return ingest.stage(landing_file, landing_file.table.fs, run_id, ingested_at)
+
+
+def bronze_tables(staged_file: Collect[ingest.StagedFile], run_id: str) -> list[WriteResult]:
+    """One commit per bronze table adding this run's staged files and their watermarks."""
+    by_source: dict[str, list[ingest.StagedFile]] = {}
+    for staged in staged_file:
+        by_source.setdefault(staged.file.source, []).append(staged)
+    results = []
+    for source, staged in sorted(by_source.items()):
+        result = ingest.commit_staged(staged[0].file.table, source, staged, run_id)
+        logger.info(f"bronze: {result}")
+        results.append(result)
+    return results
