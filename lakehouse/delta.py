@@ -128,6 +128,13 @@ def append(
     return table.version()
 
 
+def record_watermark_only(table: DeltaTable, properties: CommitProperties) -> None:
+    """An empty append commit: the batch is done and its watermark moves, no data changes."""
+    empty = table.to_pyarrow_dataset().schema.empty_table()
+    write_deltalake(table, empty, mode="append", commit_properties=properties)
+    table.update_incremental()
+
+
 def sql_literal(value) -> str:
     """A value as a SQL literal for a deltalake predicate."""
     if value is None:

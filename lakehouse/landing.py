@@ -7,8 +7,8 @@ original rows: after quarantine and deduplication, silver must equal the origina
 Row defects, each drawn at ``defect_rate`` per original row and day:
   orders   duplicate, null_key, impossible_date
   lineitem duplicate, null_key, negative_quantity, impossible_date, orphan, late
-File defects: a truncated re-send of the day's lineitem drop (cut mid-row, before the
-last field) and, from ``extra_column_from`` on, an extra ``o_channel`` column in orders.
+File defects: a truncated re-send of the day's original lineitem rows (cut mid-row, before
+the last field) and, from ``extra_column_from`` on, an extra ``o_channel`` column in orders.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def _with_defects(
         rng = _rng(seed, day, kind)
         picked = _pick(rng, text, defect_count(rng, rate, text.height))
         if kind == "orphan":
-            changes = {"l_orderkey": [str(ORPHAN_KEY_BASE + i) for i in range(picked.height)]}
+            first = ORPHAN_KEY_BASE + day.toordinal() * 1000
+            changes = {"l_orderkey": [str(first + i) for i in range(picked.height)]}
         picked = picked.with_columns(
             **{c: pl.Series(c, v if isinstance(v, list) else [v] * picked.height, pl.String)
                for c, v in changes.items()}
@@ -124,6 +125,7 @@ def day_drop(
     lines = pl.concat([on_time, arriving_late.select(on_time.columns)])
 
     orders_text, lines_text = as_text(orders_of_day), as_text(lines)
+    original_lines_csv = lines_text.write_csv()
     defects: dict[str, dict[str, int]] = {}
     if rate > 0:
         impossible = _impossible_date(day)
@@ -147,7 +149,7 @@ def day_drop(
 
     resend = None
     if rate > 0 and _rng(seed, day, "resend").random() < min(1.0, rate * 10):
-        resend = truncated_resend(lines_text.write_csv(), seed, day)
+        resend = truncated_resend(original_lines_csv, seed, day)
         defects.setdefault("files", {})["truncated_resend"] = 1
 
     return DayDrop(

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pyarrow as pa
-from deltalake import write_deltalake
 from loguru import logger
 
 from lakehouse import conform, delta
@@ -126,8 +125,7 @@ def merge(target: Location, entity: Entity, rows: pl.DataFrame, properties) -> d
         )
     table.update_incremental()
     if table.version() == before:  # nothing changed: still record the batch as done
-        write_deltalake(table, data.slice(0, 0), mode="append", commit_properties=properties)
-        table.update_incremental()
+        delta.record_watermark_only(table, properties)
     written = metrics.get("num_target_rows_inserted", 0) + metrics.get("num_target_rows_updated", 0)
     return delta.WriteResult(f"silver/{entity.name}", target.uri, "merge", written, table.version())
 

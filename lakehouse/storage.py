@@ -74,6 +74,11 @@ class Location:
     def delta_options(self) -> dict[str, str]:
         return delta_storage_options(self.uri)
 
+    @property
+    def name(self) -> str:
+        """The last two path segments, e.g. ``silver/orders``: how logs name a table."""
+        return "/".join(self.uri.rstrip("/").rsplit("/", 2)[-2:])
+
     def exists(self) -> bool:
         return self.fs.exists(self.uri)
 

@@ -1,0 +1,80 @@
+"""Shared fixtures: a copy of the project with its lake and landing zone in a temp folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from deltalake import DeltaTable
+from flowerpower import FlowerPowerProject
+
+from lakehouse import tpch
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class Lakehouse:
+    """A project copy whose YAML points at a temp lake; runs pipelines in this process."""
+
+    def __init__(self, root: Path, tpch_cache: Path):
+        self.root = root
+        self.project = root / "project"
+        self.landing = root / "landing"
+        self.lake = root / "lake"
+        self.tpch_cache = tpch_cache
+        shutil.copytree(PROJECT_DIR / "conf", self.project / "conf")
+        shutil.copytree(PROJECT_DIR / "pipelines", self.project / "pipelines",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+
+    def configure(self, pipeline: str, **config) -> None:
+        """Change keys of ``run.config`` in ``conf/pipelines/<pipeline>.yml``."""
+        path = self.project / "conf" / "pipelines" / f"{pipeline}.yml"
+        spec = yaml.safe_load(path.read_text())
+        spec["run"]["config"].update(config)
+        path.write_text(yaml.safe_dump(spec))
+
+    def env(self) -> dict[str, str]:
+        return {
+            "LANDING_ROOT": str(self.landing),
+            "LAKE_ROOT": str(self.lake),
+            "TPCH_CACHE_DIR": str(self.tpch_cache),
+        }
+
+    def run(self, pipeline: str, **kwargs) -> dict:
+        project = FlowerPowerProject.load(base_dir=str(self.project))
+        return project.run(pipeline, **kwargs)
+
+    def table(self, name: str) -> pl.DataFrame:
+        return pl.from_arrow(DeltaTable(str(self.lake / name)).to_pyarrow_table())
+
+    def version(self, name: str) -> int:
+        return DeltaTable(str(self.lake / name)).version()
+
+    def manifests(self) -> list[dict]:
+        folder = self.landing / "_manifest"
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+    def last_day(self) -> date:
+        return date.fromisoformat(self.manifests()[-1]["day"])
+
+    def generated(self, scale_factor: float = 0.01) -> Path:
+        return tpch.generate(scale_factor, str(self.tpch_cache))
+
+
+@pytest.fixture(scope="session")
+def tpch_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tpch")
+
+
+@pytest.fixture
+def lakehouse(tmp_path, tpch_cache, monkeypatch) -> Lakehouse:
+    house = Lakehouse(tmp_path, tpch_cache)
+    for name, value in house.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(house.project)
+    return house

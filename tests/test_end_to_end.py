@@ -1,0 +1,136 @@
+"""The daily flow on a temp lake, checked against tpchgen-cli's own rows and aggregates."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import truth
+from lakehouse.tpch import ENTITIES
+
+TABLES = [
+    "bronze/orders", "bronze/lineitem", "silver/orders", "silver/lineitem", "silver/customer",
+    "silver/nation", "_quarantine/orders", "_quarantine/lineitem",
+    "gold/daily_revenue", "gold/pricing_summary", "gold/customer_value",
+]
+RULE_OF_DEFECT = {  # landing's defect kind -> the quarantine rule that must catch it
+    "null_key": "null_key",
+    "impossible_date": "unparseable_value",
+    "negative_quantity": "out_of_range",
+    "orphan": "orphan",
+}
+
+
+def _sorted(frame: pl.DataFrame, keys) -> pl.DataFrame:
+    return frame.sort(list(keys))
+
+
+def _silver(lakehouse, entity: str) -> pl.DataFrame:
+    columns = list(ENTITIES[entity].columns)
+    return _sorted(lakehouse.table(f"silver/{entity}").select(columns), ENTITIES[entity].keys)
+
+
+def _snapshot(lakehouse) -> dict[str, pl.DataFrame]:
+    """Every table's rows, in a stable order, without per-run columns."""
+    snapshot = {}
+    for name in TABLES:
+        frame = lakehouse.table(name).drop(
+            "_ingested_at", "_run_id", "run_id", "quarantined_at", strict=False
+        )
+        snapshot[name] = frame.sort(frame.columns)
+    return snapshot
+
+
+@pytest.fixture
+def ingested(lakehouse):
+    """Nine days landed (three daily runs) with defects on at a high rate."""
+    lakehouse.configure("landing", defect_rate=0.05, extra_column_from="1992-01-04")
+    for _ in range(3):
+        lakehouse.run("daily")
+    return lakehouse
+
+
+def test_silver_equals_the_original_rows_delivered(ingested):
+    first, last = date(1992, 1, 1), ingested.last_day()
+    assert last == date(1992, 1, 9)
+    con = truth.delivered(ingested.generated(), ingested.manifests(), first, last)
+    for entity in ("orders", "lineitem", "customer", "nation"):
+        expected = truth.entity_rows(con, entity)
+        assert expected.height > 0
+        assert_frame_equal(_silver(ingested, entity), expected, check_dtypes=True)
+
+
+def test_every_injected_defect_is_quarantined_and_counted(ingested):
+    injected = Counter()
+    for manifest in ingested.manifests():
+        for table, kinds in manifest["defects"].items():
+            for kind, count in kinds.items():
+                injected[(table, kind)] += count
+    assert injected[("lineitem", "late")] > 0 and injected[("files", "truncated_resend")] > 0
+    for table in ("orders", "lineitem"):
+        caught = Counter(ingested.table(f"_quarantine/{table}")["rule"].to_list())
+        for kind, rule in RULE_OF_DEFECT.items():
+            if (table, kind) in injected:
+                assert caught[rule] == injected[(table, kind)], (table, kind, caught)
+        assert caught["duplicate"] >= injected[(table, "duplicate")]
+    lineitem_rules = Counter(ingested.table("_quarantine/lineitem")["rule"].to_list())
+    assert lineitem_rules["missing_value"] == injected[("files", "truncated_resend")]
+
+
+def test_gold_marts_equal_duckdb_over_tpchgen_output(ingested):
+    con = truth.delivered(ingested.generated(), ingested.manifests(), date(1992, 1, 1), ingested.last_day())
+    daily = ingested.table("gold/daily_revenue").drop("order_month")
+    assert_frame_equal(_sorted(daily, daily.columns[:3]), truth.daily_revenue(con), check_dtypes=False)
+    pricing = ingested.table("gold/pricing_summary")
+    expected = truth.pricing_summary(con)
+    exact = [c for c in expected.columns if not c.startswith("avg_")]
+    actual = _sorted(pricing.select(expected.columns), expected.columns[:3])
+    assert_frame_equal(actual.select(exact), expected.select(exact), check_dtypes=False)
+    assert_frame_equal(actual.drop(exact), expected.drop(exact), rtol=1e-9)
+    value = ingested.table("gold/customer_value")
+    assert_frame_equal(_sorted(value, ["c_custkey"]), truth.customer_value(con), check_dtypes=False)
+
+
+def test_money_is_exact_to_the_cent(ingested):
+    revenue = ingested.table("gold/daily_revenue")["revenue"]
+    assert revenue.dtype == pl.Decimal(38, 4)
+
+
+def test_rerunning_changes_no_table(ingested):
+    before = _snapshot(ingested)
+    bronze_versions = {t: ingested.version(t) for t in TABLES if t.startswith("bronze/")}
+    for layer in ("bronze", "silver", "gold"):
+        ingested.run(layer)
+    assert {t: ingested.version(t) for t in bronze_versions} == bronze_versions
+    after = _snapshot(ingested)
+    for name in TABLES:
+        assert_frame_equal(after[name], before[name])
+
+
+def test_a_failed_run_then_a_rerun_equals_an_uninterrupted_run(lakehouse, tmp_path_factory, monkeypatch):
+    from lakehouse import gold
+
+    lakehouse.run("landing")
+    lakehouse.run("bronze")
+    lakehouse.run("silver")
+
+    def broken_upsert(*args, **kwargs):
+        raise OSError("disk full while writing gold/customer_value")
+
+    monkeypatch.setattr(gold, "upsert", broken_upsert)
+    with pytest.raises(RuntimeError, match="disk full"):
+        lakehouse.run("gold")
+    monkeypatch.undo()
+    for name, value in lakehouse.env().items():
+        monkeypatch.setenv(name, value)
+    lakehouse.run("gold")
+    lakehouse.run("gold")
+    con = truth.delivered(lakehouse.generated(), lakehouse.manifests(), date(1992, 1, 1), lakehouse.last_day())
+    value = lakehouse.table("gold/customer_value")
+    assert_frame_equal(_sorted(value, ["c_custkey"]), truth.customer_value(con), check_dtypes=False)
+    daily = lakehouse.table("gold/daily_revenue").drop("order_month")
+    assert_frame_equal(_sorted(daily, daily.columns[:3]), truth.daily_revenue(con), check_dtypes=False)
