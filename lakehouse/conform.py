@@ -55,12 +55,16 @@ def _checks(entity: Entity, typed: dict[str, str]) -> list[tuple[str, pl.Expr, p
             checks.append(("missing_value", pl.col(column).is_null(), pl.lit(f"{column} is empty")))
     for column in entity.columns:
         broken = pl.col(column).is_not_null() & pl.col(typed[column]).is_null()
-        reason = pl.format(f"{column}='{{}}' is not a valid {entity.columns[column]}", pl.col(column))
+        reason = pl.format(
+            f"{column}='{{}}' is not a valid {entity.columns[column]}", pl.col(column)
+        )
         checks.append(("unparseable_value", broken, reason))
     for column, dtype in entity.columns.items():
         if dtype == pl.Date:
             value = pl.col(typed[column])
-            broken = ~value.is_between(date.fromisoformat(FIRST_DATE), date.fromisoformat(LAST_DATE))
+            broken = ~value.is_between(
+                date.fromisoformat(FIRST_DATE), date.fromisoformat(LAST_DATE)
+            )
             reason = pl.format(f"{column}={{}} outside {FIRST_DATE}..{LAST_DATE}", value)
             checks.append(("out_of_range", broken.fill_null(False), reason))
     for column, low, high in RANGES.get(entity.name, []):
@@ -81,7 +85,7 @@ def _checks(entity: Entity, typed: dict[str, str]) -> list[tuple[str, pl.Expr, p
 def conformed(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
     """Raw rows with typed entity columns plus ``_rule``/``_reason`` (null when valid).
 
-    The raw text of every entity column is kept in ``_raw`` (JSON) for quarantine.
+    The raw values stay beside them as ``__raw_<column>`` until ``raw_text`` or ``without_raw``.
     """
     typed = {c: f"__typed_{c}" for c in entity.columns}
     frame = raw.with_columns(
@@ -92,12 +96,25 @@ def conformed(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
     reason = pl.concat_str(
         [pl.when(broken).then(why) for _, broken, why in checks], separator="; ", ignore_nulls=True
     )
-    raw_columns = [c for c in raw.columns if not c.startswith("_")]
-    return frame.with_columns(
-        _rule=rule,
-        _reason=pl.when(rule.is_not_null()).then(reason),
-        _raw=pl.struct(pl.col(raw_columns).cast(pl.String)).struct.json_encode(),
-    ).with_columns(pl.col(typed[c]).alias(c) for c in entity.columns).drop(typed.values())
+    return (
+        frame.with_columns(_rule=rule, _reason=pl.when(rule.is_not_null()).then(reason))
+        .rename({c: f"__raw_{c}" for c in entity.columns})
+        .rename({typed[c]: c for c in entity.columns})
+    )
+
+
+def raw_text(rows: pl.DataFrame) -> pl.Expr:
+    """The row as it arrived, as JSON text (for quarantine): the ``__raw_`` and other data columns."""
+    names = [c for c in rows.columns if c.startswith("__raw_")]
+    extra = [c for c in rows.columns if not c.startswith("_") and f"__raw_{c}" not in rows.columns]
+    fields = [pl.col(c).alias(c.removeprefix("__raw_")) for c in names]
+    fields += [pl.col(c) for c in extra]
+    return pl.struct([f.cast(pl.String) for f in fields]).struct.json_encode()
+
+
+def without_raw(rows: pl.DataFrame) -> pl.DataFrame:
+    """Drop the raw copies of the entity columns once the rows are valid."""
+    return rows.select(pl.exclude("^__raw_.*$"))
 
 
 def with_partition(rows: pl.DataFrame, entity: Entity) -> pl.DataFrame:
@@ -121,7 +138,9 @@ def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.
         _rule=pl.lit("duplicate"),
         _reason=pl.lit(f"another row with the same {keys} arrived later in the batch"),
     )
-    return ranked.filter(latest).drop("__arrival", "__copies"), superseded.drop("__arrival", "__copies")
+    return ranked.filter(latest).drop("__arrival", "__copies"), superseded.drop(
+        "__arrival", "__copies"
+    )
 
 
 def orphans(lines: pl.DataFrame, order_keys: pl.Series) -> pl.Series:

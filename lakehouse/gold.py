@@ -58,12 +58,18 @@ def silver_changes(lake: Location, mart: Location, app_id: str) -> Changes:
     return Changes(
         after=after,
         through=through,
-        orders=_changed_rows(silver("orders"), after["orders"], through["orders"],
-                             ["o_orderkey", "o_custkey", "order_month"]),
-        lineitem=_changed_rows(silver("lineitem"), after["lineitem"], through["lineitem"],
-                               ["l_orderkey", "ship_month"]),
-        customer=_changed_rows(silver("customer"), after["customer"], through["customer"],
-                               ["c_custkey"]),
+        orders=_changed_rows(
+            silver("orders"),
+            after["orders"],
+            through["orders"],
+            ["o_orderkey", "o_custkey", "order_month"],
+        ),
+        lineitem=_changed_rows(
+            silver("lineitem"), after["lineitem"], through["lineitem"], ["l_orderkey", "ship_month"]
+        ),
+        customer=_changed_rows(
+            silver("customer"), after["customer"], through["customer"], ["c_custkey"]
+        ),
     )
 
 
@@ -94,8 +100,12 @@ def replace_partitions(
     """Replace the ``column IN values`` partitions of the mart with ``data`` in one commit."""
     table = delta.ensure_table(location, data.schema, [column])
     write_deltalake(
-        table, data, mode="overwrite", predicate=delta.in_list(column, values),
-        partition_by=[column], commit_properties=properties,
+        table,
+        data,
+        mode="overwrite",
+        predicate=delta.in_list(column, values),
+        partition_by=[column],
+        commit_properties=properties,
     )
     table.update_incremental()
     return delta.WriteResult(
@@ -108,8 +118,9 @@ def upsert(location: Location, data: pa.Table, keys: list[str], properties) -> d
     table = delta.ensure_table(location, data.schema)
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     before = table.version()
-    table.merge(data, on, source_alias="s", target_alias="t", commit_properties=properties) \
-        .when_matched_update_all().when_not_matched_insert_all().execute()
+    table.merge(
+        data, on, source_alias="s", target_alias="t", commit_properties=properties
+    ).when_matched_update_all().when_not_matched_insert_all().execute()
     table.update_incremental()
     if table.version() == before:
         delta.record_watermark_only(table, properties)

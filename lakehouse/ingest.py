@@ -30,7 +30,11 @@ from lakehouse import delta
 from lakehouse.storage import Location
 
 FORMATS = {"csv": (".csv",), "parquet": (".parquet",)}
-LINEAGE = {"_source_file": pl.String, "_ingested_at": pl.Datetime("us", "UTC"), "_run_id": pl.String}
+LINEAGE = {
+    "_source_file": pl.String,
+    "_ingested_at": pl.Datetime("us", "UTC"),
+    "_run_id": pl.String,
+}
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,13 @@ def list_new_files(landing: Location, lake: Location, source: str, fmt: str) -> 
         if info["type"] != "file" or name.startswith((".", "_")) or not name.endswith(FORMATS[fmt]):
             continue
         candidate = LandingFile(
-            source, f"{folder.uri}/{name}", name, fmt, info["size"], fingerprint(info), table_location
+            source,
+            f"{folder.uri}/{name}",
+            name,
+            fmt,
+            info["size"],
+            fingerprint(info),
+            table_location,
         )
         if delta.last_batch(table, candidate.app_id) != candidate.fingerprint:
             files.append(candidate)
@@ -116,8 +126,12 @@ def stage(file: LandingFile, fs, run_id: str, ingested_at: datetime) -> StagedFi
 
 def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
     return pa.unify_schemas(
-        [pa.schema([f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in s])
-         for s in schemas]
+        [
+            pa.schema(
+                [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in s]
+            )
+            for s in schemas
+        ]
     )
 
 
@@ -135,7 +149,9 @@ def commit_staged(
         if s not in fresh:  # a concurrent run committed this file first
             table_location.fs.rm(table_location.child(s.path).uri)
     if not fresh:
-        return delta.WriteResult(f"bronze/{source}", table_location.uri, "append", 0, table.version())
+        return delta.WriteResult(
+            f"bronze/{source}", table_location.uri, "append", 0, table.version()
+        )
 
     now_ms = int(time.time() * 1000)
     actions = [
@@ -144,14 +160,31 @@ def commit_staged(
     ]
     app_id = f"bronze:{source}"
     batch = delta.last_batch(table, app_id) + 1
-    watermark = {"files": [{"name": s.file.name, "size": s.file.size} for s in fresh]}
+    rows = sum(s.rows for s in fresh)
+    watermark = {"rows": rows, "files": [{"name": s.file.name, "size": s.file.size} for s in fresh]}
     properties = delta.commit_properties(
-        app_id, batch, watermark, run_id,
+        app_id,
+        batch,
+        watermark,
+        run_id,
         extra_transactions=[Transaction(s.file.app_id, s.file.fingerprint) for s in fresh],
     )
-    table.create_write_transaction(
-        actions, "append", table.schema(), commit_properties=properties
-    )
+    table.create_write_transaction(actions, "append", table.schema(), commit_properties=properties)
     table.update_incremental()
-    rows = sum(s.rows for s in fresh)
-    return delta.WriteResult(f"bronze/{source}", table_location.uri, "append", rows, table.version())
+    return delta.WriteResult(
+        f"bronze/{source}", table_location.uri, "append", rows, table.version()
+    )
+
+
+def commit_groups(staged: list[StagedFile], max_rows: int) -> list[list[StagedFile]]:
+    """Staged files grouped per table into commits of at most ``max_rows`` rows each
+    (a file larger than that gets a commit of its own), in file-name order."""
+    groups: list[list[StagedFile]] = []
+    current: list[StagedFile] = []
+    for file in sorted(staged, key=lambda s: (s.file.source, s.file.name)):
+        same_table = current and current[0].file.source == file.file.source
+        if current and (not same_table or sum(s.rows for s in current) + file.rows > max_rows):
+            groups.append(current)
+            current = []
+        current.append(file)
+    return groups + ([current] if current else [])

@@ -83,11 +83,15 @@ def _with_defects(
             first = ORPHAN_KEY_BASE + day.toordinal() * 1000
             changes = {"l_orderkey": [str(first + i) for i in range(picked.height)]}
         picked = picked.with_columns(
-            **{c: pl.Series(c, v if isinstance(v, list) else [v] * picked.height, pl.String)
-               for c, v in changes.items()}
+            **{
+                c: pl.Series(c, v if isinstance(v, list) else [v] * picked.height, pl.String)
+                for c, v in changes.items()
+            }
         )
         if kind == "negative_quantity":
-            picked = picked.with_columns(l_quantity=pl.concat_str(pl.lit("-"), pl.col("l_quantity")))
+            picked = picked.with_columns(
+                l_quantity=pl.concat_str(pl.lit("-"), pl.col("l_quantity"))
+            )
         counts[kind] = picked.height
         extra.append(picked)
     return pl.concat([text, *extra]), counts
@@ -119,7 +123,7 @@ def day_drop(
     with_channel: bool,
 ) -> DayDrop:
     """Build one day's drop from the original rows of that day plus late rows arriving today."""
-    held = held_back_lines(lines_of_day, seed, day, rate) if rate > 0 else lines_of_day.clear()
+    held = held_back_lines(lines_of_day, seed, day, rate)
     held_keys = held.select("l_orderkey", "l_linenumber")
     on_time = lines_of_day.join(held_keys, on=["l_orderkey", "l_linenumber"], how="anti")
     lines = pl.concat([on_time, arriving_late.select(on_time.columns)])
@@ -130,14 +134,28 @@ def day_drop(
     if rate > 0:
         impossible = _impossible_date(day)
         orders_text, defects["orders"] = _with_defects(
-            orders_text, seed, day, rate,
-            {"duplicate": {}, "null_key": {"o_orderkey": None},
-             "impossible_date": {"o_orderdate": impossible}},
+            orders_text,
+            seed,
+            day,
+            rate,
+            {
+                "duplicate": {},
+                "null_key": {"o_orderkey": None},
+                "impossible_date": {"o_orderdate": impossible},
+            },
         )
         lines_text, defects["lineitem"] = _with_defects(
-            lines_text, seed, day, rate,
-            {"duplicate": {}, "null_key": {"l_orderkey": None}, "negative_quantity": {},
-             "impossible_date": {"l_shipdate": impossible}, "orphan": {}},
+            lines_text,
+            seed,
+            day,
+            rate,
+            {
+                "duplicate": {},
+                "null_key": {"l_orderkey": None},
+                "negative_quantity": {},
+                "impossible_date": {"l_shipdate": impossible},
+                "orphan": {},
+            },
         )
         defects["lineitem"]["late"] = held.height
         defects["lineitem"]["late_arrived"] = arriving_late.height

@@ -9,6 +9,7 @@ State per entity (app id ``silver:<entity>``), all in Delta logs:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,18 +45,47 @@ class Batch:
     quarantined: bool  # the quarantine commit of this batch already exists
 
 
-def plan_batch(bronze: Location, target: Location, quarantine: Location, app_id: str) -> Batch | None:
-    """The next batch for ``app_id``, or None when bronze has nothing new."""
+def _rows_per_version(bronze_table, after: int, through: int) -> list[tuple[int, int]]:
+    """(version, rows appended) of the bronze commits in ``(after, through]``, oldest first."""
+    sizes = []
+    for commit in bronze_table.history(limit=through - after):
+        if after < commit["version"] <= through:
+            mark = json.loads(commit.get(delta.WATERMARK_KEY, "{}"))
+            sizes.append((commit["version"], int(mark.get("rows", 0))))
+    return sorted(sizes)
+
+
+def _through(sizes: list[tuple[int, int]], max_rows: int) -> int:
+    """The last version of the longest prefix of ``sizes`` within ``max_rows`` (at least one)."""
+    total, last = 0, sizes[0][0]
+    for version, rows in sizes:
+        if total and total + rows > max_rows:
+            break
+        total, last = total + rows, version
+    return last
+
+
+def plan_batch(
+    bronze: Location, target: Location, quarantine: Location, app_id: str, max_rows: int
+) -> Batch | None:
+    """The next batch for ``app_id``, or None when bronze has nothing new.
+
+    A batch holds at most ``max_rows`` bronze rows, unless one bronze commit alone has more.
+    """
     bronze_table = delta.open_table(bronze)
     if bronze_table is None:
         return None
-    done = delta.last_watermark(delta.open_table(target), app_id) or {"batch": 0, "bronze_through": -1}
+    done = delta.last_watermark(delta.open_table(target), app_id) or {
+        "batch": 0,
+        "bronze_through": -1,
+    }
     pending = delta.last_watermark(delta.open_table(quarantine), app_id)
     if pending and pending["batch"] == done["batch"] + 1:
         return Batch(pending["batch"], done["bronze_through"], pending["bronze_through"], True)
-    through = bronze_table.version()
-    if through <= done["bronze_through"]:
+    current = bronze_table.version()
+    if current <= done["bronze_through"]:
         return None
+    through = _through(_rows_per_version(bronze_table, done["bronze_through"], current), max_rows)
     return Batch(done["batch"] + 1, done["bronze_through"], through, False)
 
 
@@ -67,7 +97,9 @@ def bronze_rows(bronze: Location, batch: Batch) -> pl.DataFrame:
     return rows.filter(pl.col("_change_type") == "insert").drop("_change_type", "_commit_timestamp")
 
 
-def split(raw: pl.DataFrame, entity: Entity, order_keys: pl.Series | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split(
+    raw: pl.DataFrame, entity: Entity, order_keys: pl.Series | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(valid rows, one per key, partitioned; rejected rows with rule and reason)."""
     missing = conform.missing_columns(raw.columns, entity)
     if missing:
@@ -80,11 +112,15 @@ def split(raw: pl.DataFrame, entity: Entity, order_keys: pl.Series | None) -> tu
         rejected.append(
             valid.filter(orphan).with_columns(
                 _rule=pl.lit("orphan"),
-                _reason=pl.format("l_orderkey={} has no order in silver orders", pl.col("l_orderkey")),
+                _reason=pl.format(
+                    "l_orderkey={} has no order in silver orders", pl.col("l_orderkey")
+                ),
             )
         )
         valid = valid.filter(~orphan)
-    return conform.with_partition(valid, entity), pl.concat(rejected, how="diagonal_relaxed")
+    rejected = pl.concat(rejected, how="diagonal_relaxed")
+    rejected = rejected.with_columns(_raw=conform.raw_text(rejected))
+    return conform.with_partition(conform.without_raw(valid), entity), rejected
 
 
 def quarantine_rows(rejected: pl.DataFrame, table: str, run_id: str) -> pl.DataFrame:
@@ -111,7 +147,9 @@ def merge(target: Location, entity: Entity, rows: pl.DataFrame, properties) -> d
     before = table.version()
     on = " AND ".join(f"t.{k} = s.{k}" for k in entity.keys)
     if entity.partition_column and rows.height:
-        on += " AND t." + delta.in_list(entity.partition_column, rows[entity.partition_column].to_list())
+        on += " AND t." + delta.in_list(
+            entity.partition_column, rows[entity.partition_column].to_list()
+        )
     changed = " OR ".join(
         f"(t.{c} IS DISTINCT FROM s.{c})" for c in entity.columns if c not in entity.keys
     )
@@ -130,16 +168,27 @@ def merge(target: Location, entity: Entity, rows: pl.DataFrame, properties) -> d
     return delta.WriteResult(f"silver/{entity.name}", target.uri, "merge", written, table.version())
 
 
-def refresh(entity: Entity, lake: Location, run_id: str, order_keys: pl.Series | None = None) -> list[delta.WriteResult]:
-    """Process the next bronze batch of ``entity`` into silver and quarantine."""
+def refresh(
+    entity: Entity,
+    lake: Location,
+    run_id: str,
+    max_rows_per_batch: int,
+    order_keys: pl.Series | None = None,
+) -> list[delta.WriteResult]:
+    """Process every pending bronze batch of ``entity`` into silver and quarantine."""
     bronze = lake.child("bronze", entity.name)
     target = lake.child("silver", entity.name)
     quarantine = lake.child("_quarantine", entity.name)
     app_id = f"silver:{entity.name}"
-    batch = plan_batch(bronze, target, quarantine, app_id)
-    if batch is None:
+    results = []
+    while (batch := plan_batch(bronze, target, quarantine, app_id, max_rows_per_batch)) is not None:
+        results += _process(entity, batch, bronze, target, quarantine, app_id, run_id, order_keys)
+    if not results:
         logger.info(f"silver/{entity.name}: up to date")
-        return []
+    return results
+
+
+def _process(entity, batch, bronze, target, quarantine, app_id, run_id, order_keys):
     raw = bronze_rows(bronze, batch)
     valid, rejected = split(raw, entity, order_keys)
     mark = {"bronze_after": batch.after, "bronze_through": batch.through}
@@ -148,11 +197,14 @@ def refresh(entity: Entity, lake: Location, run_id: str, order_keys: pl.Series |
     if not batch.quarantined:
         data = quarantine_rows(rejected, f"silver/{entity.name}", run_id).to_arrow()
         version = delta.append(quarantine, data, properties)
-        results.append(delta.WriteResult(f"_quarantine/{entity.name}", quarantine.uri, "append", data.num_rows, version))
+        results.append(
+            delta.WriteResult(quarantine.name, quarantine.uri, "append", data.num_rows, version)
+        )
     results.append(merge(target, entity, valid, properties))
     logger.info(
-        f"silver/{entity.name}: bronze versions {batch.after + 1}..{batch.through}: "
-        f"{raw.height} rows read, {valid.height} valid, {rejected.height} quarantined"
+        f"silver/{entity.name}: batch {batch.number}, bronze versions "
+        f"{batch.after + 1}..{batch.through}: {raw.height} rows read, {valid.height} valid, "
+        f"{rejected.height} quarantined"
     )
     return results
 
@@ -163,4 +215,3 @@ def order_keys(lake: Location) -> pl.Series:
     if table is None:
         return pl.Series("o_orderkey", [], pl.Int64)
     return pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=["o_orderkey"]))["o_orderkey"]
-

@@ -55,19 +55,22 @@ def landing_file(new_landing_files: list[ingest.LandingFile]) -> Parallelizable[
     yield from new_landing_files
 
 
-def staged_file(landing_file: ingest.LandingFile, run_id: str, ingested_at: datetime) -> ingest.StagedFile:
+def staged_file(
+    landing_file: ingest.LandingFile, run_id: str, ingested_at: datetime
+) -> ingest.StagedFile:
     """The file's rows with lineage columns, staged as Parquet in its bronze table."""
     return ingest.stage(landing_file, landing_file.table.fs, run_id, ingested_at)
 
 
-def bronze_tables(staged_file: Collect[ingest.StagedFile], run_id: str) -> list[WriteResult]:
-    """One commit per bronze table adding this run's staged files and their watermarks."""
-    by_source: dict[str, list[ingest.StagedFile]] = {}
-    for staged in staged_file:
-        by_source.setdefault(staged.file.source, []).append(staged)
+def bronze_tables(
+    staged_file: Collect[ingest.StagedFile], run_id: str, max_rows_per_commit: int
+) -> list[WriteResult]:
+    """This run's staged files committed to their bronze tables with their file watermarks,
+    at most ``max_rows_per_commit`` rows a commit so that silver batches stay bounded."""
     results = []
-    for source, staged in sorted(by_source.items()):
-        result = ingest.commit_staged(staged[0].file.table, source, staged, run_id)
-        logger.info(f"bronze: {result}")
+    for group in ingest.commit_groups(list(staged_file), max_rows_per_commit):
+        source = group[0].file.source
+        result = ingest.commit_staged(group[0].file.table, source, group, run_id)
+        logger.info(f"bronze: {result} ({len(group)} files)")
         results.append(result)
     return results

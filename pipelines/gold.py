@@ -103,16 +103,29 @@ def daily_revenue(lake: Location, run_id: str) -> delta.WriteResult:
     app_id, target = "gold:daily_revenue", _mart(lake, "daily_revenue")
     changes = gold.silver_changes(lake, target, app_id)
     con = gold.connect(lake)
-    months = pl.concat([
-        changes.orders.select("order_month").cast(pl.Date),
-        pl.from_arrow(gold.query(
-            con, ORDER_MONTHS_OF_LINES_SQL,
-            changed_lines=changes.lineitem.select(pl.col("l_orderkey").cast(pl.Int64)),
-            changed_customers=changes.customer.select(pl.col("c_custkey").cast(pl.Int64)),
-        )).cast({"order_month": pl.Date}),
-    ]).unique().drop_nulls()
+    months = (
+        pl.concat(
+            [
+                changes.orders.select("order_month").cast(pl.Date),
+                pl.from_arrow(
+                    gold.query(
+                        con,
+                        ORDER_MONTHS_OF_LINES_SQL,
+                        changed_lines=changes.lineitem.select(pl.col("l_orderkey").cast(pl.Int64)),
+                        changed_customers=changes.customer.select(
+                            pl.col("c_custkey").cast(pl.Int64)
+                        ),
+                    )
+                ).cast({"order_month": pl.Date}),
+            ]
+        )
+        .unique()
+        .drop_nulls()
+    )
     data = gold.query(con, DAILY_REVENUE_SQL, months=months) if months.height else None
-    return _replace(target, data, "order_month", months["order_month"].to_list(), changes, app_id, run_id)
+    return _replace(
+        target, data, "order_month", months["order_month"].to_list(), changes, app_id, run_id
+    )
 
 
 def pricing_summary(lake: Location, run_id: str) -> delta.WriteResult:
@@ -122,7 +135,9 @@ def pricing_summary(lake: Location, run_id: str) -> delta.WriteResult:
     months = changes.lineitem.select(pl.col("ship_month").cast(pl.Date)).unique().drop_nulls()
     con = gold.connect(lake)
     data = gold.query(con, PRICING_SUMMARY_SQL, months=months) if months.height else None
-    return _replace(target, data, "ship_month", months["ship_month"].to_list(), changes, app_id, run_id)
+    return _replace(
+        target, data, "ship_month", months["ship_month"].to_list(), changes, app_id, run_id
+    )
 
 
 def customer_value(lake: Location, run_id: str) -> delta.WriteResult:
@@ -130,14 +145,25 @@ def customer_value(lake: Location, run_id: str) -> delta.WriteResult:
     app_id, target = "gold:customer_value", _mart(lake, "customer_value")
     changes = gold.silver_changes(lake, target, app_id)
     con = gold.connect(lake)
-    customers = pl.concat([
-        changes.orders.select(pl.col("o_custkey").cast(pl.Int64).alias("c_custkey")),
-        pl.from_arrow(gold.query(
-            con, CUSTOMERS_OF_LINES_SQL,
-            changed_lines=changes.lineitem.select(pl.col("l_orderkey").cast(pl.Int64)),
-        )),
-    ]).unique().drop_nulls()
-    properties = delta.commit_properties(app_id, _next_batch(target, app_id), changes.watermark, run_id)
+    customers = (
+        pl.concat(
+            [
+                changes.orders.select(pl.col("o_custkey").cast(pl.Int64).alias("c_custkey")),
+                pl.from_arrow(
+                    gold.query(
+                        con,
+                        CUSTOMERS_OF_LINES_SQL,
+                        changed_lines=changes.lineitem.select(pl.col("l_orderkey").cast(pl.Int64)),
+                    )
+                ),
+            ]
+        )
+        .unique()
+        .drop_nulls()
+    )
+    properties = delta.commit_properties(
+        app_id, _next_batch(target, app_id), changes.watermark, run_id
+    )
     if customers.is_empty():
         return gold.record_unchanged(target, properties)
     data = gold.query(con, CUSTOMER_VALUE_SQL, customers=customers)
@@ -151,7 +177,9 @@ def _next_batch(target: Location, app_id: str) -> int:
 
 
 def _replace(target, data, column, values, changes, app_id, run_id) -> delta.WriteResult:
-    properties = delta.commit_properties(app_id, _next_batch(target, app_id), changes.watermark, run_id)
+    properties = delta.commit_properties(
+        app_id, _next_batch(target, app_id), changes.watermark, run_id
+    )
     if data is None:
         return gold.record_unchanged(target, properties)
     result = gold.replace_partitions(target, data, column, values, properties)

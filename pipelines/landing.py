@@ -37,16 +37,28 @@ def last_landed_day(landing: Location) -> date | None:
     manifests = landing.child("_manifest")
     if not manifests.exists():
         return None
-    days = [p.rsplit("/", 1)[-1].removesuffix(".json") for p in manifests.fs.ls(manifests.uri, detail=False)]
-    return max((date.fromisoformat(d) for d in days if d.endswith(tuple("0123456789"))), default=None)
+    days = [
+        p.rsplit("/", 1)[-1].removesuffix(".json")
+        for p in manifests.fs.ls(manifests.uri, detail=False)
+    ]
+    return max(
+        (date.fromisoformat(d) for d in days if d.endswith(tuple("0123456789"))), default=None
+    )
 
 
 def days_to_land(
     last_landed_day: date | None, start_date: str, days_per_run: int, tpch_dir: Path
 ) -> list[date]:
     """The days this run drops: the ``days_per_run`` days after the last landed one."""
-    last_order_day = pl.scan_parquet(tpch_dir / "orders.parquet").select(pl.col("o_orderdate").max()).collect().item()
-    first = last_landed_day + timedelta(days=1) if last_landed_day else date.fromisoformat(start_date)
+    last_order_day = (
+        pl.scan_parquet(tpch_dir / "orders.parquet")
+        .select(pl.col("o_orderdate").max())
+        .collect()
+        .item()
+    )
+    first = (
+        last_landed_day + timedelta(days=1) if last_landed_day else date.fromisoformat(start_date)
+    )
     days = [first + timedelta(days=i) for i in range(days_per_run)]
     return [d for d in days if d <= last_order_day]
 
@@ -61,7 +73,11 @@ def _orders_and_lines(tpch_dir: Path, first: date, last: date) -> tuple[pl.DataF
     )
     lines = (
         pl.scan_parquet(tpch_dir / "lineitem.parquet")
-        .join(orders.lazy().select("o_orderkey", "o_orderdate"), left_on="l_orderkey", right_on="o_orderkey")
+        .join(
+            orders.lazy().select("o_orderkey", "o_orderdate"),
+            left_on="l_orderkey",
+            right_on="o_orderkey",
+        )
         .collect()
         .with_columns(pl.col(pl.String).cast(pl.String))
         .sort("l_orderkey", "l_linenumber")
@@ -109,7 +125,9 @@ def landed_days(
             "defects": drop.defects,
             "held_back": drop.held_back,
         }
-        write_bytes_once(landing.child("_manifest", f"{day}.json"), json.dumps(manifest, indent=1).encode())
+        write_bytes_once(
+            landing.child("_manifest", f"{day}.json"), json.dumps(manifest, indent=1).encode()
+        )
         logger.info(f"landing: dropped {day} ({len(files)} files, defects {drop.defects})")
         manifests.append(manifest)
     return manifests

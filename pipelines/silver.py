@@ -27,44 +27,47 @@ def run_id() -> str:
     return new_run_id("silver")
 
 
-def silver_region(lake: Location, run_id: str) -> list[WriteResult]:
+def silver_region(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
     """One row per region."""
-    return silver.refresh(ENTITIES["region"], lake, run_id)
+    return silver.refresh(ENTITIES["region"], lake, run_id, max_rows_per_batch)
 
 
-def silver_nation(lake: Location, run_id: str) -> list[WriteResult]:
+def silver_nation(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
     """One row per nation."""
-    return silver.refresh(ENTITIES["nation"], lake, run_id)
+    return silver.refresh(ENTITIES["nation"], lake, run_id, max_rows_per_batch)
 
 
-def silver_supplier(lake: Location, run_id: str) -> list[WriteResult]:
+def silver_supplier(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
     """One row per supplier."""
-    return silver.refresh(ENTITIES["supplier"], lake, run_id)
+    return silver.refresh(ENTITIES["supplier"], lake, run_id, max_rows_per_batch)
 
 
-def silver_part(lake: Location, run_id: str) -> list[WriteResult]:
+def silver_part(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
     """One row per part."""
-    return silver.refresh(ENTITIES["part"], lake, run_id)
+    return silver.refresh(ENTITIES["part"], lake, run_id, max_rows_per_batch)
 
 
-def silver_partsupp(lake: Location, run_id: str) -> list[WriteResult]:
+def silver_partsupp(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
     """One row per (part, supplier)."""
-    return silver.refresh(ENTITIES["partsupp"], lake, run_id)
+    return silver.refresh(ENTITIES["partsupp"], lake, run_id, max_rows_per_batch)
 
 
-def silver_customer(lake: Location, run_id: str) -> list[WriteResult]:
+def silver_customer(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
     """One row per customer."""
-    return silver.refresh(ENTITIES["customer"], lake, run_id)
+    return silver.refresh(ENTITIES["customer"], lake, run_id, max_rows_per_batch)
 
 
-def silver_orders(lake: Location, run_id: str) -> list[WriteResult]:
+def silver_orders(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
     """One row per order."""
-    return silver.refresh(ENTITIES["orders"], lake, run_id)
+    return silver.refresh(ENTITIES["orders"], lake, run_id, max_rows_per_batch)
 
 
-def silver_lineitem(lake: Location, run_id: str, silver_orders: list[WriteResult]) -> list[WriteResult]:
+def silver_lineitem(
+    lake: Location, run_id: str, max_rows_per_batch: int, silver_orders: list[WriteResult]
+) -> list[WriteResult]:
     """One row per order line whose order is in silver orders."""
-    return silver.refresh(ENTITIES["lineitem"], lake, run_id, order_keys=silver.order_keys(lake))
+    keys = silver.order_keys(lake)
+    return silver.refresh(ENTITIES["lineitem"], lake, run_id, max_rows_per_batch, order_keys=keys)
 
 
 def silver_tables(
@@ -79,6 +82,12 @@ def silver_tables(
 ) -> list[WriteResult]:
     """Everything this run wrote to silver and quarantine."""
     return [
-        *silver_region, *silver_nation, *silver_supplier, *silver_part,
-        *silver_partsupp, *silver_customer, *silver_orders, *silver_lineitem,
+        *silver_region,
+        *silver_nation,
+        *silver_supplier,
+        *silver_part,
+        *silver_partsupp,
+        *silver_customer,
+        *silver_orders,
+        *silver_lineitem,
     ]

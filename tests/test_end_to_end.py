@@ -7,15 +7,23 @@ from datetime import date
 
 import polars as pl
 import pytest
+import truth
 from polars.testing import assert_frame_equal
 
-import truth
 from lakehouse.tpch import ENTITIES
 
 TABLES = [
-    "bronze/orders", "bronze/lineitem", "silver/orders", "silver/lineitem", "silver/customer",
-    "silver/nation", "_quarantine/orders", "_quarantine/lineitem",
-    "gold/daily_revenue", "gold/pricing_summary", "gold/customer_value",
+    "bronze/orders",
+    "bronze/lineitem",
+    "silver/orders",
+    "silver/lineitem",
+    "silver/customer",
+    "silver/nation",
+    "_quarantine/orders",
+    "_quarantine/lineitem",
+    "gold/daily_revenue",
+    "gold/pricing_summary",
+    "gold/customer_value",
 ]
 RULE_OF_DEFECT = {  # landing's defect kind -> the quarantine rule that must catch it
     "null_key": "null_key",
@@ -82,9 +90,13 @@ def test_every_injected_defect_is_quarantined_and_counted(ingested):
 
 
 def test_gold_marts_equal_duckdb_over_tpchgen_output(ingested):
-    con = truth.delivered(ingested.generated(), ingested.manifests(), date(1992, 1, 1), ingested.last_day())
+    con = truth.delivered(
+        ingested.generated(), ingested.manifests(), date(1992, 1, 1), ingested.last_day()
+    )
     daily = ingested.table("gold/daily_revenue").drop("order_month")
-    assert_frame_equal(_sorted(daily, daily.columns[:3]), truth.daily_revenue(con), check_dtypes=False)
+    assert_frame_equal(
+        _sorted(daily, daily.columns[:3]), truth.daily_revenue(con), check_dtypes=False
+    )
     pricing = ingested.table("gold/pricing_summary")
     expected = truth.pricing_summary(con)
     exact = [c for c in expected.columns if not c.startswith("avg_")]
@@ -111,7 +123,9 @@ def test_rerunning_changes_no_table(ingested):
         assert_frame_equal(after[name], before[name])
 
 
-def test_a_failed_run_then_a_rerun_equals_an_uninterrupted_run(lakehouse, tmp_path_factory, monkeypatch):
+def test_a_failed_run_then_a_rerun_equals_an_uninterrupted_run(
+    lakehouse, tmp_path_factory, monkeypatch
+):
     from lakehouse import gold
 
     lakehouse.run("landing")
@@ -129,8 +143,33 @@ def test_a_failed_run_then_a_rerun_equals_an_uninterrupted_run(lakehouse, tmp_pa
         monkeypatch.setenv(name, value)
     lakehouse.run("gold")
     lakehouse.run("gold")
-    con = truth.delivered(lakehouse.generated(), lakehouse.manifests(), date(1992, 1, 1), lakehouse.last_day())
+    con = truth.delivered(
+        lakehouse.generated(), lakehouse.manifests(), date(1992, 1, 1), lakehouse.last_day()
+    )
     value = lakehouse.table("gold/customer_value")
     assert_frame_equal(_sorted(value, ["c_custkey"]), truth.customer_value(con), check_dtypes=False)
     daily = lakehouse.table("gold/daily_revenue").drop("order_month")
-    assert_frame_equal(_sorted(daily, daily.columns[:3]), truth.daily_revenue(con), check_dtypes=False)
+    assert_frame_equal(
+        _sorted(daily, daily.columns[:3]), truth.daily_revenue(con), check_dtypes=False
+    )
+
+
+def test_small_commits_and_batches_give_the_same_lake(lakehouse):
+    """Bronze split into many small commits, silver into many small batches: same result."""
+    lakehouse.configure("landing", defect_rate=0.05)
+    lakehouse.configure("bronze", max_rows_per_commit=30)
+    lakehouse.configure("silver", max_rows_per_batch=40)
+    lakehouse.run("daily")
+    lakehouse.run("daily")
+    assert lakehouse.version("bronze/lineitem") > 4  # many commits, not one per run
+    silver_batches = lakehouse.table("_quarantine/lineitem")["bronze_version"].n_unique()
+    assert silver_batches > 2
+    con = truth.delivered(
+        lakehouse.generated(), lakehouse.manifests(), date(1992, 1, 1), lakehouse.last_day()
+    )
+    for entity in ("orders", "lineitem"):
+        assert_frame_equal(_silver(lakehouse, entity), truth.entity_rows(con, entity))
+    daily = lakehouse.table("gold/daily_revenue").drop("order_month")
+    assert_frame_equal(
+        _sorted(daily, daily.columns[:3]), truth.daily_revenue(con), check_dtypes=False
+    )

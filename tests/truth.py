@@ -22,10 +22,14 @@ def _held_back_after(manifests: list[dict], last_day: date) -> pl.DataFrame:
         for row in manifest["held_back"]
         if date.fromisoformat(row["deliver_on"]) > last_day
     ]
-    return pl.DataFrame(pending, schema={"l_orderkey": pl.Int64, "l_linenumber": pl.Int32}, orient="row")
+    return pl.DataFrame(
+        pending, schema={"l_orderkey": pl.Int64, "l_linenumber": pl.Int32}, orient="row"
+    )
 
 
-def delivered(generated: Path, manifests: list[dict], first_day: date, last_day: date) -> duckdb.DuckDBPyConnection:
+def delivered(
+    generated: Path, manifests: list[dict], first_day: date, last_day: date
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with ``orders``, ``lineitem``, ``customer``, ``nation`` as delivered."""
     con = duckdb.connect()
     held = _held_back_after(manifests, last_day)  # noqa: F841  (used by name in SQL)
@@ -50,30 +54,36 @@ def entity_rows(con: duckdb.DuckDBPyConnection, entity: str) -> pl.DataFrame:
 
 
 def daily_revenue(con) -> pl.DataFrame:
-    return pl.from_arrow(con.sql("""
+    return pl.from_arrow(
+        con.sql("""
         SELECT o_orderdate AS order_date, n_name AS nation, c_mktsegment AS market_segment,
                sum(l_extendedprice * (1 - l_discount)) AS revenue,
                count(DISTINCT o_orderkey) AS order_count, count(*) AS line_count
         FROM lineitem JOIN orders ON o_orderkey = l_orderkey
         JOIN customer ON c_custkey = o_custkey JOIN nation ON n_nationkey = c_nationkey
-        GROUP BY ALL ORDER BY ALL""").to_arrow_table())
+        GROUP BY ALL ORDER BY ALL""").to_arrow_table()
+    )
 
 
 def pricing_summary(con) -> pl.DataFrame:
-    return pl.from_arrow(con.sql("""
+    return pl.from_arrow(
+        con.sql("""
         SELECT date_trunc('month', l_shipdate)::DATE AS ship_month, l_returnflag, l_linestatus,
                sum(l_quantity) AS sum_qty, sum(l_extendedprice) AS sum_base_price,
                sum(l_extendedprice * (1 - l_discount)) AS sum_disc_price,
                sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)) AS sum_charge,
                avg(l_quantity) AS avg_qty, avg(l_extendedprice) AS avg_price,
                avg(l_discount) AS avg_disc, count(*) AS count_order
-        FROM lineitem GROUP BY ALL ORDER BY ALL""").to_arrow_table())
+        FROM lineitem GROUP BY ALL ORDER BY ALL""").to_arrow_table()
+    )
 
 
 def customer_value(con) -> pl.DataFrame:
-    return pl.from_arrow(con.sql("""
+    return pl.from_arrow(
+        con.sql("""
         SELECT o_custkey AS c_custkey, min(o_orderdate) AS first_order_date,
                max(o_orderdate) AS last_order_date, count(DISTINCT o_orderkey) AS order_count,
                coalesce(sum(l_extendedprice * (1 - l_discount)), 0) AS lifetime_revenue
         FROM orders LEFT JOIN lineitem ON l_orderkey = o_orderkey
-        GROUP BY ALL ORDER BY ALL""").to_arrow_table())
+        GROUP BY ALL ORDER BY ALL""").to_arrow_table()
+    )

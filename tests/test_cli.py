@@ -1,0 +1,31 @@
+"""The command a cron line runs: ``flowerpower pipeline run daily``, in a fresh process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from deltalake import DeltaTable
+
+
+def test_daily_from_the_command_line(lakehouse):
+    env = {**os.environ, **lakehouse.env()}
+    done = subprocess.run(
+        ["flowerpower", "pipeline", "run", "daily"],
+        cwd=lakehouse.project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Pipeline 'daily' completed successfully" in done.stderr
+    for table in (
+        "bronze/lineitem",
+        "silver/orders",
+        "silver/lineitem",
+        "gold/daily_revenue",
+        "gold/pricing_summary",
+        "gold/customer_value",
+    ):
+        assert DeltaTable(str(lakehouse.lake / table)).count() > 0, table

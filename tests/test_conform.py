@@ -1,0 +1,98 @@
+"""Silver conforming on tiny literal frames: each rule, its reason, and deduplication."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from lakehouse import conform, silver
+from lakehouse.tpch import ENTITIES
+
+ORDERS = ENTITIES["orders"]
+GOOD = {
+    "o_orderkey": "1",
+    "o_custkey": "7",
+    "o_orderstatus": "O",
+    "o_totalprice": "100.25",
+    "o_orderdate": "1995-03-01",
+    "o_orderpriority": "1-URGENT",
+    "o_clerk": "Clerk#1",
+    "o_shippriority": "0",
+    "o_comment": "fine",
+}
+
+
+def _raw(*changes: dict) -> pl.DataFrame:
+    rows = [{**GOOD, **change} for change in changes]
+    return pl.DataFrame(rows, schema={c: pl.String for c in GOOD}).with_columns(
+        _commit_version=pl.Series(range(len(rows)), dtype=pl.Int64),
+        _source_file=pl.lit("orders_1995-03-01.csv"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "rule", "reason"),
+    [
+        ({"o_orderkey": None}, "null_key", "o_orderkey is empty"),
+        ({"o_comment": None}, "missing_value", "o_comment is empty"),
+        (
+            {"o_orderdate": "1995-02-30"},
+            "unparseable_value",
+            "o_orderdate='1995-02-30' is not a valid Date",
+        ),
+        ({"o_totalprice": "12,5"}, "unparseable_value", "o_totalprice='12,5'"),
+        ({"o_totalprice": "-1.00"}, "out_of_range", "o_totalprice=-1.00 below 0"),
+        ({"o_orderdate": "2031-01-01"}, "out_of_range", "outside 1992-01-01..1998-12-31"),
+        ({"o_orderstatus": "X"}, "not_allowed", "o_orderstatus='X' not one of O/F/P"),
+    ],
+)
+def test_each_rule_rejects_with_a_readable_reason(change, rule, reason):
+    rows = conform.conformed(_raw({}, change), ORDERS)
+    assert rows["_rule"].to_list() == [None, rule]
+    assert reason in rows["_reason"][1]
+    assert '"o_orderkey"' in rows.select(conform.raw_text(rows)).item(1, 0)  # raw row kept for quarantine
+
+
+def test_valid_rows_are_typed():
+    rows = conform.conformed(_raw({}), ORDERS)
+    assert rows["o_orderdate"].to_list() == [date(1995, 3, 1)]
+    assert rows.schema["o_totalprice"] == pl.Decimal(15, 2)
+    assert str(rows["o_totalprice"][0]) == "100.25"
+
+
+def test_the_latest_arrival_wins_and_the_others_are_reported():
+    rows = conform.conformed(
+        _raw({"o_comment": "first"}, {"o_comment": "second"}, {"o_orderkey": "2"}), ORDERS
+    )
+    kept, superseded = conform.deduplicated(rows, ORDERS)
+    assert sorted(kept["o_comment"].to_list()) == ["fine", "second"]
+    assert superseded["o_comment"].to_list() == ["first"]
+    assert superseded["_rule"].to_list() == ["duplicate"]
+
+
+def test_line_items_without_an_order_are_orphans():
+    entity = ENTITIES["lineitem"]
+    raw = pl.DataFrame(
+        {
+            c: ["1" if c != "l_shipdate" and "date" not in c else "1995-03-05"] * 2
+            for c in entity.columns
+        }
+    ).with_columns(
+        l_orderkey=pl.Series(["1", "2"]),
+        l_returnflag=pl.lit("N"),
+        l_linestatus=pl.lit("O"),
+        l_discount=pl.lit("0.05"),
+        l_tax=pl.lit("0.02"),
+        _commit_version=pl.lit(1),
+    )
+    valid, rejected = silver.split(raw, entity, order_keys=pl.Series([1], dtype=pl.Int64))
+    assert valid["l_orderkey"].to_list() == [1]
+    assert valid["ship_month"].to_list() == [date(1995, 3, 1)]
+    assert rejected["_rule"].to_list() == ["orphan"]
+
+
+def test_a_missing_column_names_the_table_and_the_column():
+    with pytest.raises(ValueError, match=r"bronze/orders lacks required column\(s\) o_comment"):
+        silver.split(_raw({}).drop("o_comment"), ORDERS, order_keys=None)
