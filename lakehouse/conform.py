@@ -45,28 +45,31 @@ def _typed(column: str, dtype: pl.DataType, raw_dtype: pl.DataType) -> pl.Expr:
     return source.cast(dtype, strict=False)
 
 
-def _checks(entity: Entity, typed: dict[str, str]) -> list[tuple[str, pl.Expr, pl.Expr]]:
-    """(rule, broken, reason) for every rule of the entity, in order of precedence."""
+def _checks(entity: Entity, raw: dict[str, str], typed: dict[str, str]) -> list[tuple]:
+    """(rule, broken, reason) for every rule of the entity, in order of precedence.
+
+    ``raw`` and ``typed`` name the columns holding each entity column as it arrived and as
+    typed, so the same rules read a frame before and after ``conformed`` renames them.
+    """
     checks = []
-    for column in entity.keys:
-        checks.append(("null_key", pl.col(column).is_null(), pl.lit(f"{column} is empty")))
     for column in entity.columns:
-        if column not in entity.keys:
-            checks.append(("missing_value", pl.col(column).is_null(), pl.lit(f"{column} is empty")))
+        rule = "null_key" if column in entity.keys else "missing_value"
+        checks.append((rule, pl.col(raw[column]).is_null(), pl.lit(f"{column} is empty")))
+    checks.sort(key=lambda check: check[0] != "null_key")
     for column in entity.columns:
-        broken = pl.col(column).is_not_null() & pl.col(typed[column]).is_null()
+        broken = pl.col(raw[column]).is_not_null() & pl.col(typed[column]).is_null()
         reason = pl.format(
-            f"{column}='{{}}' is not a valid {entity.columns[column]}", pl.col(column)
+            f"{column}='{{}}' is not a valid {entity.columns[column]}", pl.col(raw[column])
         )
         checks.append(("unparseable_value", broken, reason))
     for column, dtype in entity.columns.items():
         if dtype == pl.Date:
             value = pl.col(typed[column])
-            broken = ~value.is_between(
-                date.fromisoformat(FIRST_DATE), date.fromisoformat(LAST_DATE)
-            )
+            first, last = date.fromisoformat(FIRST_DATE), date.fromisoformat(LAST_DATE)
             reason = pl.format(f"{column}={{}} outside {FIRST_DATE}..{LAST_DATE}", value)
-            checks.append(("out_of_range", broken.fill_null(False), reason))
+            checks.append(
+                ("out_of_range", (~value.is_between(first, last)).fill_null(False), reason)
+            )
     for column, low, high in RANGES.get(entity.name, []):
         value = pl.col(typed[column])
         if low is not None:
@@ -76,35 +79,50 @@ def _checks(entity: Entity, typed: dict[str, str]) -> list[tuple[str, pl.Expr, p
             reason = pl.format(f"{column}={{}} above {high}", value)
             checks.append(("out_of_range", (value > high).fill_null(False), reason))
     for column, allowed in ALLOWED.get(entity.name, {}).items():
-        broken = ~pl.col(typed[column]).is_in(allowed) & pl.col(typed[column]).is_not_null()
-        reason = pl.format(f"{column}='{{}}' not one of {'/'.join(allowed)}", pl.col(column))
-        checks.append(("not_allowed", broken, reason))
+        value = pl.col(typed[column])
+        reason = pl.format(f"{column}='{{}}' not one of {'/'.join(allowed)}", pl.col(raw[column]))
+        checks.append(("not_allowed", ~value.is_in(allowed) & value.is_not_null(), reason))
     return checks
 
 
 def conformed(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
-    """Raw rows with typed entity columns plus ``_rule``/``_reason`` (null when valid).
+    """Raw rows with typed entity columns plus ``_rule``, the first rule broken (null: valid).
 
-    The raw values stay beside them as ``__raw_<column>`` until ``raw_text`` or ``without_raw``.
+    The values as they arrived stay beside them as ``__raw_<column>``, for ``with_reasons``
+    and ``raw_text``, until ``without_raw`` drops them.
     """
     typed = {c: f"__typed_{c}" for c in entity.columns}
-    frame = raw.with_columns(
-        _typed(c, dtype, raw.schema[c]).alias(typed[c]) for c, dtype in entity.columns.items()
+    checks = _checks(entity, {c: c for c in entity.columns}, typed)
+    first_broken = pl.coalesce(
+        [pl.when(broken).then(pl.lit(i, pl.UInt8)) for i, (_, broken, _) in enumerate(checks)]
     )
-    checks = _checks(entity, typed)
-    rule = pl.coalesce([pl.when(broken).then(pl.lit(name)) for name, broken, _ in checks])
-    reason = pl.concat_str(
-        [pl.when(broken).then(why) for _, broken, why in checks], separator="; ", ignore_nulls=True
-    )
+    names = [name for name, _, _ in checks]
     return (
-        frame.with_columns(_rule=rule, _reason=pl.when(rule.is_not_null()).then(reason))
+        raw.with_columns(
+            _typed(c, dtype, raw.schema[c]).alias(typed[c]) for c, dtype in entity.columns.items()
+        )
+        .with_columns(
+            _rule=first_broken.replace_strict(list(range(len(names))), names, default=None)
+        )
         .rename({c: f"__raw_{c}" for c in entity.columns})
         .rename({typed[c]: c for c in entity.columns})
     )
 
 
+def with_reasons(rejected: pl.DataFrame, entity: Entity) -> pl.DataFrame:
+    """``_reason``: every rule a conformed row breaks, readable (built for rejected rows only:
+    text per check is costly on a whole batch)."""
+    checks = _checks(
+        entity, {c: f"__raw_{c}" for c in entity.columns}, {c: c for c in entity.columns}
+    )
+    reason = pl.concat_str(
+        [pl.when(broken).then(why) for _, broken, why in checks], separator="; ", ignore_nulls=True
+    )
+    return rejected.with_columns(_reason=reason)
+
+
 def raw_text(rows: pl.DataFrame) -> pl.Expr:
-    """The row as it arrived, as JSON text (for quarantine): the ``__raw_`` and other data columns."""
+    """The row as it arrived, as JSON text (for quarantine)."""
     names = [c for c in rows.columns if c.startswith("__raw_")]
     extra = [c for c in rows.columns if not c.startswith("_") and f"__raw_{c}" not in rows.columns]
     fields = [pl.col(c).alias(c.removeprefix("__raw_")) for c in names]
@@ -126,21 +144,24 @@ def with_partition(rows: pl.DataFrame, entity: Entity) -> pl.DataFrame:
 
 
 def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(one row per business key, the superseded copies). The latest arrival wins."""
+    """(one row per business key, the superseded copies). The latest arrival wins.
+
+    Arrival order is sorted on a narrow frame (keys, order, row number), not the whole batch.
+    """
     order = [c for c in ORDER_OF_ARRIVAL if c in valid.columns]
-    ranked = valid.sort(order).with_columns(
-        __arrival=pl.int_range(pl.len()).over(entity.keys),
-        __copies=pl.len().over(entity.keys),
+    narrow = valid.select(*entity.keys, *order).with_row_index("__row")
+    latest_rows = (
+        narrow.sort([*order, "__row"])
+        .unique(subset=list(entity.keys), keep="last")
+        .get_column("__row")
     )
-    latest = pl.col("__arrival") == pl.col("__copies") - 1
+    is_latest = pl.int_range(pl.len(), dtype=pl.UInt32).is_in(latest_rows.implode())
     keys = ", ".join(entity.keys)
-    superseded = ranked.filter(~latest).with_columns(
+    superseded = valid.filter(~is_latest).with_columns(
         _rule=pl.lit("duplicate"),
         _reason=pl.lit(f"another row with the same {keys} arrived later in the batch"),
     )
-    return ranked.filter(latest).drop("__arrival", "__copies"), superseded.drop(
-        "__arrival", "__copies"
-    )
+    return valid.filter(is_latest), superseded
 
 
 def orphans(lines: pl.DataFrame, order_keys: pl.Series) -> pl.Series:

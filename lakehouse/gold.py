@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 from deltalake import write_deltalake
+from loguru import logger
 
 from lakehouse import delta
 from lakehouse.storage import Location
@@ -25,73 +25,78 @@ SHIP_MONTHS_AFTER_ORDER = 5
 
 
 @dataclass(frozen=True)
-class Changes:
-    """Silver rows changed in versions ``(after, through]`` of each upstream table."""
+class Mart:
+    """A gold table: which silver changes touch which of its parts, and how to recompute them.
 
-    after: dict[str, int]
-    through: dict[str, int]
-    orders: pl.DataFrame
-    lineitem: pl.DataFrame
-    customer: pl.DataFrame
+    ``touched_sql`` returns the partition values (or keys) to recompute, from the silver
+    tables and the changed rows ``changed_orders``, ``changed_lines``, ``changed_customers``;
+    ``compute_sql`` recomputes those from the silver tables and ``touched``. A mart with a
+    ``partition`` replaces those partitions; one with ``keys`` upserts those rows.
+    """
+
+    name: str
+    touched_sql: str
+    compute_sql: str
+    partition: str | None = None
+    keys: tuple[str, ...] = ()
 
     @property
-    def watermark(self) -> dict:
-        return {"silver_versions": self.through}
+    def app_id(self) -> str:
+        return f"gold:{self.name}"
 
 
-def _changed_rows(location: Location, after: int, through: int, columns: list[str]) -> pl.DataFrame:
-    table = delta.open_table(location)
-    if table is None or through <= after:
-        return pl.DataFrame(schema={c: pl.Null for c in columns})
-    feed = table.load_cdf(starting_version=after + 1, ending_version=through, columns=columns)
-    return pl.from_arrow(pa.table(feed)).select(columns)
+CHANGED_COLUMNS = {
+    "orders": ("changed_orders", ["o_orderkey", "o_custkey", "order_month"]),
+    "lineitem": ("changed_lines", ["l_orderkey", "ship_month"]),
+    "customer": ("changed_customers", ["c_custkey"]),
+}
 
 
-def silver_changes(lake: Location, mart: Location, app_id: str) -> Changes:
-    """The silver rows changed since ``mart`` last ran (all of silver on its first run)."""
-    mark = delta.last_watermark(delta.open_table(mart), app_id) or {}
-    seen = mark.get("silver_versions", {})
-    tables = {name: delta.open_table(lake.child("silver", name)) for name in UPSTREAM}
-    through = {name: (t.version() if t is not None else -1) for name, t in tables.items()}
-    after = {name: seen.get(name, -1) for name in UPSTREAM}
-    silver = lambda name: lake.child("silver", name)  # noqa: E731
-    return Changes(
-        after=after,
-        through=through,
-        orders=_changed_rows(
-            silver("orders"),
-            after["orders"],
-            through["orders"],
-            ["o_orderkey", "o_custkey", "order_month"],
-        ),
-        lineitem=_changed_rows(
-            silver("lineitem"), after["lineitem"], through["lineitem"], ["l_orderkey", "ship_month"]
-        ),
-        customer=_changed_rows(
-            silver("customer"), after["customer"], through["customer"], ["c_custkey"]
-        ),
+def _changed_rows(table, after: int, columns: list[str]) -> pa.Table:
+    """Rows of ``table`` changed after version ``after`` (inserts, updates, deletes)."""
+    if table.version() <= after:
+        return table.to_pyarrow_dataset().schema.empty_table().select(columns)
+    feed = table.load_cdf(
+        starting_version=after + 1, ending_version=table.version(), columns=columns
     )
+    return pa.table(feed).select(columns)
 
 
-def connect(lake: Location) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the silver tables registered as Arrow datasets."""
+def connect(lake: Location, mart: Location, app_id: str) -> tuple[duckdb.DuckDBPyConnection, dict]:
+    """DuckDB with the silver tables and their rows changed since the mart's watermark
+    registered; also the watermark to commit with the mart (the silver versions read)."""
+    tables = {name: delta.open_table(lake.child("silver", name)) for name in UPSTREAM}
+    missing = [name for name, table in tables.items() if table is None]
+    if missing:
+        raise RuntimeError(f"gold needs silver/{', silver/'.join(missing)}: run silver first")
+    seen = (delta.last_watermark(delta.open_table(mart), app_id) or {}).get("silver_versions", {})
     con = duckdb.connect()
-    for name in UPSTREAM:
-        table = delta.open_table(lake.child("silver", name))
-        if table is not None:
-            con.register(name, table.to_pyarrow_dataset())
-    return con
+    for name, table in tables.items():
+        con.register(name, table.to_pyarrow_dataset())
+        if name in CHANGED_COLUMNS:
+            alias, columns = CHANGED_COLUMNS[name]
+            con.register(alias, _changed_rows(table, seen.get(name, -1), columns))
+    return con, {"silver_versions": {name: t.version() for name, t in tables.items()}}
 
 
-def query(con: duckdb.DuckDBPyConnection, sql: str, **frames: pl.DataFrame) -> pa.Table:
-    """Run ``sql`` with ``frames`` visible as tables; the result as Arrow."""
-    for name, frame in frames.items():
-        con.register(name, frame.to_arrow())
-    try:
-        return con.sql(sql).to_arrow_table()
-    finally:
-        for name in frames:
-            con.unregister(name)
+def refresh(lake: Location, mart: Mart, run_id: str) -> delta.WriteResult:
+    """Recompute what silver changed since the mart's last run; one commit."""
+    target = lake.child("gold", mart.name)
+    con, watermark = connect(lake, target, mart.app_id)
+    batch = delta.last_batch(delta.open_table(target), mart.app_id) + 1
+    properties = delta.commit_properties(mart.app_id, batch, watermark, run_id)
+    touched = con.sql(mart.touched_sql).to_arrow_table()
+    if touched.num_rows == 0:
+        return record_unchanged(target, properties)
+    con.register("touched", touched)
+    data = con.sql(mart.compute_sql).to_arrow_table()
+    if mart.partition:
+        values = touched.column(mart.partition).to_pylist()
+        result = replace_partitions(target, data, mart.partition, values, properties)
+    else:
+        result = upsert(target, data, list(mart.keys), properties)
+    logger.info(f"gold: {result} ({touched.num_rows} {mart.partition or 'keys'} touched)")
+    return result
 
 
 def replace_partitions(

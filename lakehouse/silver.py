@@ -105,8 +105,12 @@ def split(
     if missing:
         raise ValueError(f"bronze/{entity.name} lacks required column(s) {', '.join(missing)}")
     rows = conform.conformed(raw, entity)
-    valid, duplicates = conform.deduplicated(rows.filter(pl.col("_rule").is_null()), entity)
-    rejected = [rows.filter(pl.col("_rule").is_not_null()), duplicates]
+    broken = rows.filter(pl.col("_rule").is_not_null())
+    rejected = [conform.with_reasons(broken, entity).with_columns(_raw=conform.raw_text(broken))]
+    valid = conform.without_raw(rows.filter(pl.col("_rule").is_null()))
+    del rows
+    valid, duplicates = conform.deduplicated(valid, entity)
+    rejected.append(duplicates)
     if order_keys is not None:
         orphan = conform.orphans(valid, order_keys)
         rejected.append(
@@ -118,9 +122,9 @@ def split(
             )
         )
         valid = valid.filter(~orphan)
+    rejected[1:] = [r.with_columns(_raw=conform.raw_text(r)) for r in rejected[1:]]
     rejected = pl.concat(rejected, how="diagonal_relaxed")
-    rejected = rejected.with_columns(_raw=conform.raw_text(rejected))
-    return conform.with_partition(conform.without_raw(valid), entity), rejected
+    return conform.with_partition(valid, entity), rejected
 
 
 def quarantine_rows(rejected: pl.DataFrame, table: str, run_id: str) -> pl.DataFrame:

@@ -7,20 +7,15 @@ and since every layer is idempotent, rerunning ``daily`` finishes the work.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from flowerpower import FlowerPowerProject
 from loguru import logger
 
 
-def project_dir() -> str:
-    """The project folder (the one holding ``conf/`` and ``pipelines/``)."""
-    return str(Path(__file__).resolve().parent.parent)
-
-
 def layer_outputs(project_dir: str, layers: list[str]) -> dict[str, dict]:
-    """Run each layer pipeline in order; what each returned, by layer name."""
-    project = FlowerPowerProject.load(base_dir=project_dir)
+    """Run each layer pipeline of the project in ``project_dir``, in order; their outputs."""
+    project = FlowerPowerProject.load(base_dir=os.path.abspath(project_dir))
     outputs = {}
     for layer in layers:
         logger.info(f"daily: running {layer}")

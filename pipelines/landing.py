@@ -21,6 +21,9 @@ from lakehouse import landing as drops
 from lakehouse import tpch
 from lakehouse.storage import Location, write_bytes_once
 
+# Upstream exports split big snapshots into parts; so does the demo (SF1 partsupp: 4 files).
+SNAPSHOT_ROWS_PER_FILE = 250_000
+
 
 def landing(landing_root: str) -> Location:
     """The landing zone's root folder."""
@@ -159,12 +162,14 @@ def _write_drop(landing: Location, drop: drops.DayDrop) -> list[str]:
 
 
 def _write_dimensions(landing: Location, tpch_dir: Path, day: date) -> list[str]:
+    """Full snapshots of the dimension tables, in files of at most ``SNAPSHOT_ROWS_PER_FILE``."""
     written = []
     for name in tpch.DIMENSIONS:
-        relative = f"{name}/{name}_{day}.parquet"
         frame = tpch.read_generated(tpch_dir, name)
-        buffer = io.BytesIO()
-        frame.write_parquet(buffer)
-        write_bytes_once(landing.child(relative), buffer.getvalue())
-        written.append(relative)
+        for part, offset in enumerate(range(0, frame.height, SNAPSHOT_ROWS_PER_FILE)):
+            relative = f"{name}/{name}_{day}_part{part}.parquet"
+            buffer = io.BytesIO()
+            frame.slice(offset, SNAPSHOT_ROWS_PER_FILE).write_parquet(buffer)
+            write_bytes_once(landing.child(relative), buffer.getvalue())
+            written.append(relative)
     return written

@@ -52,7 +52,7 @@ def test_each_rule_rejects_with_a_readable_reason(change, rule, reason):
     rows = conform.conformed(_raw({}, change), ORDERS)
     assert rows["_rule"].to_list() == [None, rule]
     assert reason in rows["_reason"][1]
-    assert '"o_orderkey"' in rows.select(conform.raw_text(rows)).item(1, 0)  # raw row kept for quarantine
+    assert '"o_orderkey"' in rows.select(conform.raw_text(rows)).item(1, 0)  # kept for quarantine
 
 
 def test_valid_rows_are_typed():
