@@ -49,8 +49,9 @@ def _raw(*changes: dict) -> pl.DataFrame:
     ],
 )
 def test_each_rule_rejects_with_a_readable_reason(change, rule, reason):
-    rows = conform.conformed(_raw({}, change), ORDERS)
+    rows = conform.with_reasons(conform.conformed(_raw({}, change), ORDERS), ORDERS)
     assert rows["_rule"].to_list() == [None, rule]
+    assert rows["_reason"][0] == ""  # a valid row breaks nothing
     assert reason in rows["_reason"][1]
     assert '"o_orderkey"' in rows.select(conform.raw_text(rows)).item(1, 0)  # kept for quarantine
 
