@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# FlowerPower's default level (CRITICAL) hides even a broken YAML: show errors and progress.
+export FP_LOG_LEVEL ?= INFO
 
 .PHONY: run test test-all install install-dev bench lint clean
 
