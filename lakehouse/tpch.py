@@ -6,7 +6,9 @@ standard every TPC-H query and tool speaks, so silver renames nothing, it only t
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,13 +176,22 @@ def generate(scale_factor: float, output_dir: str) -> Path:
         return out
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["tpchgen-cli", "parquet", "-s", f"{scale_factor:g}", "-o", str(out), "--overwrite"],
+        [_tpchgen(), "parquet", "-s", f"{scale_factor:g}", "-o", str(out), "--overwrite"],
         check=True,
         capture_output=True,
         text=True,
     )
     done.write_text("ok\n")
     return out
+
+
+def _tpchgen() -> str:
+    """The ``tpchgen-cli`` of this environment (a venv's bin folder is not always on PATH)."""
+    beside_python = Path(sys.executable).parent / "tpchgen-cli"
+    found = str(beside_python) if beside_python.exists() else shutil.which("tpchgen-cli")
+    if found is None:
+        raise FileNotFoundError("tpchgen-cli not found: install the project (pip install -e .)")
+    return found
 
 
 def read_generated(generated_dir: Path, name: str) -> pl.DataFrame:
