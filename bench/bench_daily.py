@@ -24,6 +24,7 @@ import yaml
 from deltalake import DeltaTable, write_deltalake
 
 PROJECT = Path(__file__).resolve().parent.parent
+FLOWERPOWER = str(Path(sys.executable).parent / "flowerpower")
 
 
 def layer_config(layer: str, **overrides) -> dict:
@@ -36,7 +37,7 @@ def layer_config(layer: str, **overrides) -> dict:
 def run_layer(layer: str, config: dict, env: dict) -> dict:
     """Run one pipeline in a child process; its wall time and peak RSS."""
     command = [
-        "flowerpower",
+        FLOWERPOWER,
         "pipeline",
         "run",
         layer,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 from deltalake import DeltaTable
 
@@ -11,7 +13,7 @@ from deltalake import DeltaTable
 def test_daily_from_the_command_line(lakehouse):
     env = {**os.environ, **lakehouse.env()}
     done = subprocess.run(
-        ["flowerpower", "pipeline", "run", "daily"],
+        [str(Path(sys.executable).parent / "flowerpower"), "pipeline", "run", "daily"],
         cwd=lakehouse.project,
         env=env,
         capture_output=True,
