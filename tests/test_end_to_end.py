@@ -102,7 +102,7 @@ def test_gold_marts_equal_duckdb_over_tpchgen_output(ingested):
     exact = [c for c in expected.columns if not c.startswith("avg_")]
     actual = _sorted(pricing.select(expected.columns), expected.columns[:3])
     assert_frame_equal(actual.select(exact), expected.select(exact), check_dtypes=False)
-    assert_frame_equal(actual.drop(exact), expected.drop(exact), rtol=1e-9)
+    assert_frame_equal(actual.drop(exact), expected.drop(exact), rel_tol=1e-9)
     value = ingested.table("gold/customer_value")
     assert_frame_equal(_sorted(value, ["c_custkey"]), truth.customer_value(con), check_dtypes=False)
 
