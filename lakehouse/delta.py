@@ -1,8 +1,8 @@
 """Delta table edges: create, read state back from the log, and commit data with its watermark.
 
-Every write here puts the data, the new watermark (``custom_metadata["watermark"]``) and an
-app transaction (``app_id``, batch number) into one Delta commit. The next run reads its
-state back from the same table's log, so data and state can never disagree.
+Every write here puts the data, the new watermark (``custom_metadata["lakehouse.watermark"]``)
+and an app transaction (``app_id``, batch number) into one Delta commit. The next run reads
+its state back from the same table's log, so data and state can never disagree.
 """
 
 from __future__ import annotations
