@@ -109,3 +109,15 @@ def random_kill_times(count: int, longest: float, seed: int) -> list[float]:
     """``count`` kill moments spread over ``[0.2 s, longest]``, reproducible by ``seed``."""
     rng = random.Random(seed)
     return [round(rng.uniform(0.2, longest), 3) for _ in range(count)]
+
+
+def run_concurrently(harness: Harness, lake: Path, copies: int, layers: list[str]) -> list[int]:
+    """Start ``copies`` runs of ``layers`` at once into the same lake; their exit codes."""
+    config = {**harness.daily_config, "layers": layers}
+    command = [FLOWERPOWER, "pipeline", "run", "daily", "--config", json.dumps(config)]
+    children = [
+        subprocess.Popen(command, cwd=harness.project, env=harness.env(lake),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(copies)
+    ]
+    return [child.wait(timeout=600) for child in children]
