@@ -55,38 +55,63 @@ def differences(expected: dict[str, pl.DataFrame], actual: dict[str, pl.DataFram
         if not want.equals(got):
             lost = want.join(got, on=want.columns, how="anti", nulls_equal=True).height
             extra = got.join(want, on=got.columns, how="anti", nulls_equal=True).height
-            found.append(f"{name}: {want.height} rows expected, {got.height} found "
-                         f"({lost} lost, {extra} extra)")
+            found.append(
+                f"{name}: {want.height} rows expected, {got.height} found "
+                f"({lost} lost, {extra} extra)"
+            )
     return found
 
 
 class Harness:
     """A project copy, a landing zone with ``days`` days, and the layers to crash-test."""
 
-    def __init__(self, project: Path, landing: Path, work: Path, layers=("bronze", "silver", "gold")):
+    def __init__(
+        self, project: Path, landing: Path, work: Path, layers=("bronze", "silver", "gold")
+    ):
         self.project, self.landing, self.work = project, landing, work
         self.layers = list(layers)
         daily = yaml.safe_load((project / "conf" / "pipelines" / "daily.yml").read_text())
-        self.daily_config = {**daily["run"]["config"], "layers": self.layers, "project_dir": str(project)}
+        self.daily_config = {
+            **daily["run"]["config"],
+            "layers": self.layers,
+            "project_dir": str(project),
+        }
 
     def env(self, lake: Path) -> dict[str, str]:
-        return {**os.environ, "LAKE_ROOT": str(lake), "LANDING_ROOT": str(self.landing),
-                "FP_LOG_LEVEL": "WARNING"}
+        return {
+            **os.environ,
+            "LAKE_ROOT": str(lake),
+            "LANDING_ROOT": str(self.landing),
+            "FP_LOG_LEVEL": "WARNING",
+        }
 
     def run(self, lake: Path, timeout: float = 600) -> float:
         """Run the layers to completion in a child process; its wall time."""
         started = time.perf_counter()
-        done = subprocess.run(self._command(), cwd=self.project, env=self.env(lake),
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            self._command(),
+            cwd=self.project,
+            env=self.env(lake),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"run into {lake} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            raise RuntimeError(
+                f"run into {lake} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+            )
         return time.perf_counter() - started
 
     def kill_at(self, lake: Path, seconds: float) -> bool:
         """Start the layers, SIGKILL them after ``seconds``; True if they were still running."""
-        child = subprocess.Popen(self._command(), cwd=self.project, env=self.env(lake),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 start_new_session=True)
+        child = subprocess.Popen(
+            self._command(),
+            cwd=self.project,
+            env=self.env(lake),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             child.wait(timeout=seconds)
             return False
@@ -116,8 +141,13 @@ def run_concurrently(harness: Harness, lake: Path, copies: int, layers: list[str
     config = {**harness.daily_config, "layers": layers}
     command = [FLOWERPOWER, "pipeline", "run", "daily", "--config", json.dumps(config)]
     children = [
-        subprocess.Popen(command, cwd=harness.project, env=harness.env(lake),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            command,
+            cwd=harness.project,
+            env=harness.env(lake),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(copies)
     ]
     return [child.wait(timeout=600) for child in children]

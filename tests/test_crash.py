@@ -15,7 +15,12 @@ def test_killed_runs_then_reruns_equal_an_uninterrupted_run(lakehouse):
     reference_lake = lakehouse.root / "reference"
     seconds = harness.run(reference_lake)
     reference = lake_tables(reference_lake)
-    assert {"bronze/lineitem", "silver/lineitem", "_quarantine/lineitem", "gold/daily_revenue"} <= set(reference)
+    assert {
+        "bronze/lineitem",
+        "silver/lineitem",
+        "_quarantine/lineitem",
+        "gold/daily_revenue",
+    } <= set(reference)
     assert differences(reference, lake_tables(reference_lake)) == []
 
     trials = [
