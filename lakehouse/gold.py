@@ -16,7 +16,9 @@ from deltalake import write_deltalake
 from loguru import logger
 
 from lakehouse import delta
+from lakehouse.runs import RunMode
 from lakehouse.storage import Location
+from lakehouse.tpch import FIRST_DATE, LAST_DATE
 
 UPSTREAM = ("orders", "lineitem", "customer", "nation")
 # TPC-H ships every line 1..121 days after its order: an order month's lines ship within
@@ -30,12 +32,14 @@ class Mart:
 
     ``touched_sql`` returns the partition values (or keys) to recompute, from the silver
     tables and the changed rows ``changed_orders``, ``changed_lines``, ``changed_customers``;
-    ``compute_sql`` recomputes those from the silver tables and ``touched``. A mart with a
+    ``range_sql`` returns those of the dates ``{first}``..``{last}`` (backfill, full refresh);
+    ``compute_sql`` recomputes them from the silver tables and ``touched``. A mart with a
     ``partition`` replaces those partitions; one with ``keys`` upserts those rows.
     """
 
     name: str
     touched_sql: str
+    range_sql: str
     compute_sql: str
     partition: str | None = None
     keys: tuple[str, ...] = ()
@@ -62,41 +66,74 @@ def _changed_rows(table, after: int, columns: list[str]) -> pa.Table:
     return pa.table(feed).select(columns)
 
 
-def connect(lake: Location, mart: Location, app_id: str) -> tuple[duckdb.DuckDBPyConnection, dict]:
+def connect(
+    lake: Location, mart: Location, app_id: str
+) -> tuple[duckdb.DuckDBPyConnection, dict, dict]:
     """DuckDB with the silver tables and their rows changed since the mart's watermark
-    registered; also the watermark to commit with the mart (the silver versions read)."""
+    registered; the mart's watermark before the run and the one to commit (silver versions)."""
     tables = {name: delta.open_table(lake.child("silver", name)) for name in UPSTREAM}
     missing = [name for name, table in tables.items() if table is None]
     if missing:
         raise RuntimeError(f"gold needs silver/{', silver/'.join(missing)}: run silver first")
-    seen = (delta.last_watermark(delta.open_table(mart), app_id) or {}).get("silver_versions", {})
+    previous = delta.last_watermark(delta.open_table(mart), app_id) or {}
+    seen = previous.get("silver_versions", {})
     con = duckdb.connect()
     for name, table in tables.items():
         con.register(name, table.to_pyarrow_dataset())
         if name in CHANGED_COLUMNS:
             alias, columns = CHANGED_COLUMNS[name]
             con.register(alias, _changed_rows(table, seen.get(name, -1), columns))
-    return con, {"silver_versions": {name: t.version() for name, t in tables.items()}}
+    current = {"silver_versions": {name: t.version() for name, t in tables.items()}}
+    return con, {"silver_versions": seen}, current
 
 
-def refresh(lake: Location, mart: Mart, run_id: str) -> delta.WriteResult:
-    """Recompute what silver changed since the mart's last run; one commit."""
+def refresh(lake: Location, mart: Mart, run_id: str, mode: RunMode) -> delta.WriteResult:
+    """Recompute what ``mode`` asks (what silver changed since the mart's last run, a date
+    range, or everything) and write it in one commit; in plan mode only log it."""
     target = lake.child("gold", mart.name)
-    con, watermark = connect(lake, target, mart.app_id)
+    con, previous, current = connect(lake, target, mart.app_id)
+    if mode.date_range or mode.full_refresh:
+        first, last = mode.date_range or (FIRST_DATE, LAST_DATE)
+        touched = con.sql(mart.range_sql.format(first=first, last=last)).to_arrow_table()
+        watermark = current if mode.full_refresh else previous  # a backfill moves no watermark
+    else:
+        touched = con.sql(mart.touched_sql).to_arrow_table()
+        watermark = current
+    column = mart.partition or mart.keys[0]
+    if mode.plan:
+        values = sorted(str(v) for v in touched.column(column).to_pylist())
+        shown = ", ".join(values[:12]) + (
+            f" ... ({len(values)} in all)" if len(values) > 12 else ""
+        )
+        logger.info(f"PLAN gold/{mart.name} ({mode}): recompute {column} {shown or 'nothing'}")
+        return delta.WriteResult(target.name, target.uri, "plan", 0, None)
     batch = delta.last_batch(delta.open_table(target), mart.app_id) + 1
     properties = delta.commit_properties(mart.app_id, batch, watermark, run_id)
-    touched = con.sql(mart.touched_sql).to_arrow_table()
     if touched.num_rows == 0:
         return record_unchanged(target, properties)
     con.register("touched", touched)
     data = con.sql(mart.compute_sql).to_arrow_table()
-    if mart.partition:
+    if mode.full_refresh:
+        result = overwrite(target, data, mart.partition, properties)
+    elif mart.partition:
         values = touched.column(mart.partition).to_pylist()
         result = replace_partitions(target, data, mart.partition, values, properties)
     else:
         result = upsert(target, data, list(mart.keys), properties)
-    logger.info(f"gold: {result} ({touched.num_rows} {mart.partition or 'keys'} touched)")
+    logger.info(f"gold: {result} ({touched.num_rows} {column} recomputed, {mode})")
     return result
+
+
+def overwrite(
+    location: Location, data: pa.Table, partition: str | None, properties
+) -> delta.WriteResult:
+    """Replace the whole mart with ``data`` in one commit (full refresh)."""
+    table = delta.ensure_table(location, data.schema, [partition] if partition else None)
+    write_deltalake(table, data, mode="overwrite", commit_properties=properties)
+    table.update_incremental()
+    return delta.WriteResult(
+        location.name, location.uri, "overwrite", data.num_rows, table.version()
+    )
 
 
 def replace_partitions(

@@ -100,6 +100,22 @@ def list_new_files(landing: Location, lake: Location, source: str, fmt: str) -> 
     return files
 
 
+def by_source(files: list[LandingFile]) -> dict[str, list[LandingFile]]:
+    grouped: dict[str, list[LandingFile]] = {}
+    for file in files:
+        grouped.setdefault(file.source, []).append(file)
+    return grouped
+
+
+def estimate_rows(file: LandingFile) -> int:
+    """Rows in a landing file without parsing it: Parquet's footer, or CSV lines less the header."""
+    fs = Location(file.uri).fs
+    with fs.open(file.uri, "rb") as handle:
+        if file.format == "parquet":
+            return pq.ParquetFile(handle).metadata.num_rows
+        return max(0, handle.read().count(b"\n") - 1)
+
+
 def read_landing_file(file: LandingFile, fs) -> pl.DataFrame:
     """The file's rows as landed: CSV columns all as text (typing happens in silver)."""
     with fs.open(file.uri, "rb") as handle:

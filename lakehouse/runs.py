@@ -1,11 +1,49 @@
-"""Run identity shared by every layer."""
+"""Run identity and run mode (incremental, plan, backfill, full refresh), shared by every layer."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 
 def new_run_id(pipeline: str) -> str:
     """A sortable, unique run id: ``<pipeline>-<UTC time>-<random>``."""
     return f"{pipeline}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class RunMode:
+    """What a run of a layer does: the next increment, a plan, a backfill, or a full refresh."""
+
+    plan: bool = False
+    date_range: tuple[date, date] | None = None
+    full_refresh: bool = False
+
+    def __str__(self) -> str:
+        kind = "full refresh" if self.full_refresh else "incremental"
+        if self.date_range:
+            kind = f"backfill {self.date_range[0]}..{self.date_range[1]}"
+        return f"PLAN ({kind})" if self.plan else kind
+
+
+def run_mode(
+    plan: bool = False,
+    from_date: str | None = None,
+    to_date: str | None = None,
+    full_refresh: bool = False,
+) -> RunMode:
+    """Check the run's ``--inputs`` and say what the run does; a bad input names itself."""
+    if (from_date is None) != (to_date is None):
+        raise ValueError("a backfill needs both from_date and to_date (YYYY-MM-DD) in --inputs")
+    date_range = None
+    if from_date is not None:
+        try:
+            date_range = (date.fromisoformat(str(from_date)), date.fromisoformat(str(to_date)))
+        except ValueError as error:
+            raise ValueError(f"--inputs from_date/to_date must be YYYY-MM-DD: {error}") from None
+        if date_range[0] > date_range[1]:
+            raise ValueError(f"--inputs from_date {from_date} is after to_date {to_date}")
+    if full_refresh and date_range:
+        raise ValueError("--inputs full_refresh rebuilds everything: drop from_date/to_date")
+    return RunMode(plan=bool(plan), date_range=date_range, full_refresh=bool(full_refresh))

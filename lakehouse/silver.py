@@ -9,17 +9,20 @@ State per entity (app id ``silver:<entity>``), all in Delta logs:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from loguru import logger
 
 from lakehouse import conform, delta
+from lakehouse.runs import RunMode
 from lakehouse.storage import Location
-from lakehouse.tpch import Entity
+from lakehouse.tpch import FIRST_DATE, LAST_DATE, Entity
 
 QUARANTINE_SCHEMA = pl.Schema(
     {
@@ -31,6 +34,7 @@ QUARANTINE_SCHEMA = pl.Schema(
         "bronze_version": pl.Int64,
         "run_id": pl.String,
         "quarantined_at": pl.Datetime("us", "UTC"),
+        "row_key": pl.String,
     }
 )
 
@@ -130,20 +134,48 @@ def split(
 def quarantine_rows(rejected: pl.DataFrame, table: str, run_id: str) -> pl.DataFrame:
     """Rejected rows in the quarantine table's shape."""
     now = datetime.now(UTC)
-    return rejected.select(
+    version = pl.col("_commit_version") if "_commit_version" in rejected.columns else pl.lit(None)
+    rows = rejected.select(
         table=pl.lit(table),
         rule=pl.col("_rule"),
         reason=pl.col("_reason"),
         row=pl.col("_raw"),
         source_file=pl.col("_source_file"),
-        bronze_version=pl.col("_commit_version").cast(pl.Int64),
+        bronze_version=version.cast(pl.Int64),
         run_id=pl.lit(run_id),
         quarantined_at=pl.lit(now, pl.Datetime("us", "UTC")),
-    ).cast(QUARANTINE_SCHEMA)
+    )
+    identity = pl.concat_str(["table", "source_file", "row", "rule"], separator="\x1f")
+    keys = [hashlib.sha1(text.encode()).hexdigest() for text in rows.select(identity).to_series()]
+    return rows.with_columns(row_key=pl.Series(keys, dtype=pl.String)).cast(QUARANTINE_SCHEMA)
 
 
-def merge(target: Location, entity: Entity, rows: pl.DataFrame, properties) -> delta.WriteResult:
-    """Upsert ``rows`` on the business key, reading only the partitions they fall in."""
+@dataclass(frozen=True)
+class Replace:
+    """The target rows a rebuild replaces: ``column`` within ``dates`` (no dates: all rows)."""
+
+    column: str | None = None
+    dates: tuple[date, date] | None = None
+
+    def predicate(self, alias: str = "") -> str | None:
+        if self.dates is None:
+            return None
+        column = f"{alias}{self.column}"
+        return f"{column} >= '{self.dates[0]}' AND {column} <= '{self.dates[1]}'"
+
+
+def merge(
+    target: Location,
+    entity: Entity,
+    rows: pl.DataFrame,
+    properties,
+    replace: Replace | None = None,
+) -> delta.WriteResult:
+    """Upsert ``rows`` on the business key, reading only the partitions they fall in.
+
+    With ``replace`` (a backfill or full refresh), the target rows it covers that the source
+    no longer has are deleted in the same commit.
+    """
     data = rows.select(entity.schema.names()).to_arrow()
     table = delta.ensure_table(
         target, data.schema, [entity.partition_column] if entity.partition_column else None
@@ -159,12 +191,16 @@ def merge(target: Location, entity: Entity, rows: pl.DataFrame, properties) -> d
     )
     metrics = {}
     if rows.height:
-        metrics = (
+        merger = (
             table.merge(data, on, source_alias="s", target_alias="t", commit_properties=properties)
             .when_matched_update_all(predicate=changed)
             .when_not_matched_insert_all()
-            .execute()
         )
+        if replace is not None:
+            merger = merger.when_not_matched_by_source_delete(replace.predicate("t."))
+        metrics = merger.execute()
+    elif replace is not None:
+        table.delete(replace.predicate(), commit_properties=properties)
     table.update_incremental()
     if table.version() == before:  # nothing changed: still record the batch as done
         delta.record_watermark_only(table, properties)
@@ -177,19 +213,119 @@ def refresh(
     lake: Location,
     run_id: str,
     max_rows_per_batch: int,
+    mode: RunMode,
     order_keys: pl.Series | None = None,
 ) -> list[delta.WriteResult]:
-    """Process every pending bronze batch of ``entity`` into silver and quarantine."""
+    """Bring silver/<entity> up to date with bronze, as ``mode`` says.
+
+    Incremental: every pending bronze batch. Backfill or full refresh: the bronze rows of the
+    date range (all rows for a full refresh), re-validated and merged, deleting silver rows
+    of the range that bronze no longer supports. Plan: log what would be read, write nothing.
+    """
     bronze = lake.child("bronze", entity.name)
     target = lake.child("silver", entity.name)
     quarantine = lake.child("_quarantine", entity.name)
     app_id = f"silver:{entity.name}"
+    if mode.date_range or mode.full_refresh:
+        return _rebuild(entity, bronze, target, quarantine, run_id, mode, order_keys)
+    if mode.plan:
+        _log_plan(entity, bronze, target, quarantine, app_id, max_rows_per_batch)
+        return []
     results = []
     while (batch := plan_batch(bronze, target, quarantine, app_id, max_rows_per_batch)) is not None:
         results += _process(entity, batch, bronze, target, quarantine, app_id, run_id, order_keys)
     if not results:
         logger.info(f"silver/{entity.name}: up to date")
     return results
+
+
+def _log_plan(entity, bronze, target, quarantine, app_id, max_rows) -> None:
+    batch = plan_batch(bronze, target, quarantine, app_id, max_rows)
+    if batch is None:
+        logger.info(f"PLAN silver/{entity.name}: up to date")
+        return
+    current = delta.open_table(bronze).version()
+    sizes = _rows_per_version(delta.open_table(bronze), batch.after, current)
+    pending = Batch(batch.number, batch.after, current, batch.quarantined)
+    months = ""
+    if entity.partition:
+        dates = bronze_rows(bronze, pending).get_column(entity.partition[1]).cast(pl.String)
+        months = ", ".join(sorted({d[:7] for d in dates.drop_nulls() if d}))
+        months = f"; {entity.partition[0]} {months}"
+    logger.info(
+        f"PLAN silver/{entity.name}: bronze versions {batch.after + 1}..{current}, "
+        f"~{sum(rows for _, rows in sizes):,} rows{months}"
+    )
+
+
+def _date_ranges(entity: Entity, mode: RunMode) -> list[tuple[date, date] | None]:
+    """The date ranges a backfill or full refresh rebuilds, a year at a time (None: all rows)."""
+    if entity.partition is None:
+        return [None]
+    first, last = mode.date_range or (date.fromisoformat(FIRST_DATE), date.fromisoformat(LAST_DATE))
+    return [
+        (max(first, date(year, 1, 1)), min(last, date(year, 12, 31)))
+        for year in range(first.year, last.year + 1)
+    ]
+
+
+def bronze_rows_between(
+    bronze: Location, entity: Entity, dates: tuple[date, date] | None
+) -> pl.DataFrame:
+    """Every bronze row whose date (as landed, text) is within ``dates`` (None: every row)."""
+    dataset = delta.open_table(bronze).to_pyarrow_dataset()
+    if dates is None:
+        return pl.from_arrow(dataset.to_table())
+    column = pc.field(entity.partition[1])
+    rows = dataset.to_table(filter=(column >= str(dates[0])) & (column <= str(dates[1])))
+    return pl.from_arrow(rows)
+
+
+def _rebuild(
+    entity, bronze, target, quarantine, run_id, mode, order_keys
+) -> list[delta.WriteResult]:
+    if delta.open_table(bronze) is None:
+        logger.info(f"silver/{entity.name}: no bronze table yet")
+        return []
+    app_id = f"silver:{entity.name}:rebuild"
+    results = []
+    for dates in _date_ranges(entity, mode):
+        raw = bronze_rows_between(bronze, entity, dates)
+        valid, rejected = split(raw, entity, order_keys)
+        span = f"{dates[0]}..{dates[1]}" if dates else "all rows"
+        if mode.plan:
+            logger.info(f"PLAN silver/{entity.name} {mode}: {span}: {raw.height:,} bronze rows")
+            continue
+        new_rejects = _not_yet_quarantined(
+            quarantine, quarantine_rows(rejected, f"silver/{entity.name}", run_id)
+        )
+        mark = {"rebuilt": span}
+        if new_rejects.height:
+            batch = delta.last_batch(delta.open_table(quarantine), app_id) + 1
+            properties = delta.commit_properties(app_id, batch, mark, run_id)
+            version = delta.append(quarantine, new_rejects.to_arrow(), properties)
+            results.append(
+                delta.WriteResult(
+                    quarantine.name, quarantine.uri, "append", new_rejects.height, version
+                )
+            )
+        batch = delta.last_batch(delta.open_table(target), app_id) + 1
+        properties = delta.commit_properties(app_id, batch, mark, run_id)
+        replace = Replace(entity.partition[1] if entity.partition else None, dates)
+        results.append(merge(target, entity, valid, properties, replace=replace))
+        logger.info(
+            f"silver/{entity.name} {mode} {span}: {raw.height} bronze rows, {valid.height} valid, "
+            f"{new_rejects.height} newly quarantined"
+        )
+    return results
+
+
+def _not_yet_quarantined(quarantine: Location, rows: pl.DataFrame) -> pl.DataFrame:
+    table = delta.open_table(quarantine)
+    if table is None or rows.is_empty():
+        return rows
+    known = pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=["row_key"]))
+    return rows.join(known, on="row_key", how="anti")
 
 
 def _process(entity, batch, bronze, target, quarantine, app_id, run_id, order_keys):

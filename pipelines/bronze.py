@@ -15,7 +15,8 @@ from loguru import logger
 
 from lakehouse import ingest
 from lakehouse.delta import WriteResult
-from lakehouse.runs import new_run_id
+from lakehouse.runs import RunMode, new_run_id
+from lakehouse.runs import run_mode as parse_run_mode
 from lakehouse.storage import Location
 
 
@@ -50,9 +51,43 @@ def new_landing_files(landing: Location, lake: Location, sources: dict) -> list[
     return files
 
 
-def landing_file(new_landing_files: list[ingest.LandingFile]) -> Parallelizable[ingest.LandingFile]:
-    """One task per new landing file."""
-    yield from new_landing_files
+def run_mode(
+    plan: bool = False,
+    from_date: str | None = None,
+    to_date: str | None = None,
+    full_refresh: bool = False,
+) -> RunMode:
+    """What this run does, from ``--inputs``: ingest new files (default) or only ``plan``."""
+    mode = parse_run_mode(plan, from_date, to_date, full_refresh)
+    if mode.date_range or mode.full_refresh:
+        raise ValueError(
+            "bronze keeps every landed file exactly once and has no backfill or full refresh: "
+            "rebuild silver or gold from it instead"
+        )
+    return mode
+
+
+def files_to_ingest(
+    new_landing_files: list[ingest.LandingFile], run_mode: RunMode
+) -> list[ingest.LandingFile]:
+    """The files this run ingests. In plan mode, none: what would be ingested is only logged."""
+    if not run_mode.plan:
+        return new_landing_files
+    for source, files in ingest.by_source(new_landing_files).items():
+        size = sum(f.size for f in files)
+        rows = sum(ingest.estimate_rows(f) for f in files)
+        names = ", ".join(f.name for f in files)
+        logger.info(
+            f"PLAN bronze/{source}: {len(files)} files, {size:,} bytes, ~{rows:,} rows: {names}"
+        )
+    if not new_landing_files:
+        logger.info("PLAN bronze: nothing to ingest")
+    return []
+
+
+def landing_file(files_to_ingest: list[ingest.LandingFile]) -> Parallelizable[ingest.LandingFile]:
+    """One task per landing file to ingest."""
+    yield from files_to_ingest
 
 
 def staged_file(

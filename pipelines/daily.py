@@ -12,12 +12,33 @@ import os
 from flowerpower import FlowerPowerProject
 from loguru import logger
 
+REBUILDING_LAYERS = ("silver", "gold")
 
-def layer_outputs(project_dir: str, layers: list[str]) -> dict[str, dict]:
-    """Run each layer pipeline of the project in ``project_dir``, in order; their outputs."""
+
+def layer_inputs(
+    plan: bool = False,
+    from_date: str | None = None,
+    to_date: str | None = None,
+    full_refresh: bool = False,
+) -> dict:
+    """The ``--inputs`` given to ``daily``, passed on to the layers (validated by them)."""
+    given = {"plan": plan, "from_date": from_date, "to_date": to_date, "full_refresh": full_refresh}
+    return {key: value for key, value in given.items() if value}
+
+
+def layer_outputs(project_dir: str, layers: list[str], layer_inputs: dict) -> dict[str, dict]:
+    """Run each layer pipeline of the project in ``project_dir``, in order; their outputs.
+
+    A backfill or full refresh runs only the layers that rebuild (silver, gold); a plan runs
+    every layer in plan mode."""
+    rebuild = any(key in layer_inputs for key in ("from_date", "to_date", "full_refresh"))
     project = FlowerPowerProject.load(base_dir=os.path.abspath(project_dir))
     outputs = {}
     for layer in layers:
+        if rebuild and layer not in REBUILDING_LAYERS:
+            continue
         logger.info(f"daily: running {layer}")
-        outputs[layer] = project.run(layer)
+        outputs[layer] = (
+            project.run(layer, inputs=layer_inputs) if layer_inputs else project.run(layer)
+        )
     return outputs

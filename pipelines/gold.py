@@ -13,12 +13,17 @@ from __future__ import annotations
 
 from lakehouse import gold
 from lakehouse.delta import WriteResult
-from lakehouse.runs import new_run_id
+from lakehouse.runs import RunMode, new_run_id
+from lakehouse.runs import run_mode as parse_run_mode
 from lakehouse.storage import Location
 
 DAILY_REVENUE = gold.Mart(
     name="daily_revenue",
     partition="order_month",
+    range_sql="""
+        SELECT DISTINCT order_month FROM orders
+        WHERE o_orderdate BETWEEN DATE '{first}' AND DATE '{last}'
+    """,
     touched_sql="""
         SELECT order_month FROM changed_orders
         UNION
@@ -51,6 +56,10 @@ PRICING_SUMMARY = gold.Mart(
     name="pricing_summary",
     partition="ship_month",
     touched_sql="SELECT DISTINCT ship_month FROM changed_lines",
+    range_sql="""
+        SELECT DISTINCT ship_month FROM lineitem
+        WHERE l_shipdate BETWEEN DATE '{first}' AND DATE '{last}'
+    """,
     compute_sql="""
         SELECT ship_month,
                l_returnflag,
@@ -73,6 +82,10 @@ PRICING_SUMMARY = gold.Mart(
 CUSTOMER_VALUE = gold.Mart(
     name="customer_value",
     keys=("c_custkey",),
+    range_sql="""
+        SELECT DISTINCT o_custkey AS c_custkey FROM orders
+        WHERE o_orderdate BETWEEN DATE '{first}' AND DATE '{last}'
+    """,
     touched_sql="""
         SELECT o_custkey AS c_custkey FROM changed_orders
         UNION
@@ -108,19 +121,30 @@ def run_id() -> str:
     return new_run_id("gold")
 
 
-def daily_revenue(lake: Location, run_id: str) -> WriteResult:
+def run_mode(
+    plan: bool = False,
+    from_date: str | None = None,
+    to_date: str | None = None,
+    full_refresh: bool = False,
+) -> RunMode:
+    """What this run does, from ``--inputs``: what silver changed (default), ``plan``, a
+    backfill (``from_date``/``to_date``) or ``full_refresh``."""
+    return parse_run_mode(plan, from_date, to_date, full_refresh)
+
+
+def daily_revenue(lake: Location, run_id: str, run_mode: RunMode) -> WriteResult:
     """One row per (order_date, nation, market_segment): revenue of the order lines."""
-    return gold.refresh(lake, DAILY_REVENUE, run_id)
+    return gold.refresh(lake, DAILY_REVENUE, run_id, run_mode)
 
 
-def pricing_summary(lake: Location, run_id: str) -> WriteResult:
+def pricing_summary(lake: Location, run_id: str, run_mode: RunMode) -> WriteResult:
     """TPC-H Q1 per (ship_month, l_returnflag, l_linestatus) over the line items ingested."""
-    return gold.refresh(lake, PRICING_SUMMARY, run_id)
+    return gold.refresh(lake, PRICING_SUMMARY, run_id, run_mode)
 
 
-def customer_value(lake: Location, run_id: str) -> WriteResult:
+def customer_value(lake: Location, run_id: str, run_mode: RunMode) -> WriteResult:
     """One row per customer with an order: first and last order date, orders, revenue."""
-    return gold.refresh(lake, CUSTOMER_VALUE, run_id)
+    return gold.refresh(lake, CUSTOMER_VALUE, run_id, run_mode)
 
 
 def gold_tables(

@@ -97,8 +97,14 @@ def landed_days(
     extra_column_from: str | None,
     dimension_snapshot_days: int,
     start_date: str,
+    plan: bool = False,
 ) -> list[dict]:
-    """Write each day's drop (files first, manifest last); returns the manifests written."""
+    """Write each day's drop (files first, manifest last); returns the manifests written.
+
+    With ``plan`` (``--inputs '{"plan": true}'``) only log the days it would drop."""
+    if plan:
+        logger.info(f"PLAN landing: would drop {', '.join(map(str, days_to_land)) or 'nothing'}")
+        return []
     if not days_to_land:
         logger.info("landing: nothing to drop, the TPC-H order dates are exhausted")
         return []

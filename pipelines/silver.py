@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from lakehouse import silver
 from lakehouse.delta import WriteResult
-from lakehouse.runs import new_run_id
+from lakehouse.runs import RunMode, new_run_id
+from lakehouse.runs import run_mode as parse_run_mode
 from lakehouse.storage import Location
 from lakehouse.tpch import ENTITIES
 
@@ -27,47 +28,77 @@ def run_id() -> str:
     return new_run_id("silver")
 
 
-def silver_region(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
+def run_mode(
+    plan: bool = False,
+    from_date: str | None = None,
+    to_date: str | None = None,
+    full_refresh: bool = False,
+) -> RunMode:
+    """What this run does, from ``--inputs``: the next batches (default), ``plan``, a backfill
+    (``from_date``/``to_date``) or ``full_refresh``."""
+    return parse_run_mode(plan, from_date, to_date, full_refresh)
+
+
+def silver_region(
+    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
+) -> list[WriteResult]:
     """One row per region."""
-    return silver.refresh(ENTITIES["region"], lake, run_id, max_rows_per_batch)
+    return silver.refresh(ENTITIES["region"], lake, run_id, max_rows_per_batch, run_mode)
 
 
-def silver_nation(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
+def silver_nation(
+    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
+) -> list[WriteResult]:
     """One row per nation."""
-    return silver.refresh(ENTITIES["nation"], lake, run_id, max_rows_per_batch)
+    return silver.refresh(ENTITIES["nation"], lake, run_id, max_rows_per_batch, run_mode)
 
 
-def silver_supplier(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
+def silver_supplier(
+    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
+) -> list[WriteResult]:
     """One row per supplier."""
-    return silver.refresh(ENTITIES["supplier"], lake, run_id, max_rows_per_batch)
+    return silver.refresh(ENTITIES["supplier"], lake, run_id, max_rows_per_batch, run_mode)
 
 
-def silver_part(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
+def silver_part(
+    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
+) -> list[WriteResult]:
     """One row per part."""
-    return silver.refresh(ENTITIES["part"], lake, run_id, max_rows_per_batch)
+    return silver.refresh(ENTITIES["part"], lake, run_id, max_rows_per_batch, run_mode)
 
 
-def silver_partsupp(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
+def silver_partsupp(
+    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
+) -> list[WriteResult]:
     """One row per (part, supplier)."""
-    return silver.refresh(ENTITIES["partsupp"], lake, run_id, max_rows_per_batch)
+    return silver.refresh(ENTITIES["partsupp"], lake, run_id, max_rows_per_batch, run_mode)
 
 
-def silver_customer(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
+def silver_customer(
+    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
+) -> list[WriteResult]:
     """One row per customer."""
-    return silver.refresh(ENTITIES["customer"], lake, run_id, max_rows_per_batch)
+    return silver.refresh(ENTITIES["customer"], lake, run_id, max_rows_per_batch, run_mode)
 
 
-def silver_orders(lake: Location, run_id: str, max_rows_per_batch: int) -> list[WriteResult]:
+def silver_orders(
+    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
+) -> list[WriteResult]:
     """One row per order."""
-    return silver.refresh(ENTITIES["orders"], lake, run_id, max_rows_per_batch)
+    return silver.refresh(ENTITIES["orders"], lake, run_id, max_rows_per_batch, run_mode)
 
 
 def silver_lineitem(
-    lake: Location, run_id: str, max_rows_per_batch: int, silver_orders: list[WriteResult]
+    lake: Location,
+    run_id: str,
+    max_rows_per_batch: int,
+    run_mode: RunMode,
+    silver_orders: list[WriteResult],
 ) -> list[WriteResult]:
     """One row per order line whose order is in silver orders."""
     keys = silver.order_keys(lake)
-    return silver.refresh(ENTITIES["lineitem"], lake, run_id, max_rows_per_batch, order_keys=keys)
+    entity = ENTITIES["lineitem"]
+    return silver.refresh(entity, lake, run_id, max_rows_per_batch, run_mode, order_keys=keys)
 
 
 def silver_tables(
