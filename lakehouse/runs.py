@@ -24,7 +24,7 @@ class RunMode:
         kind = "full refresh" if self.full_refresh else "incremental"
         if self.date_range:
             kind = f"backfill {self.date_range[0]}..{self.date_range[1]}"
-        return f"PLAN ({kind})" if self.plan else kind
+        return kind
 
 
 def run_mode(
