@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
@@ -47,6 +47,53 @@ class Batch:
     after: int
     through: int
     quarantined: bool  # the quarantine commit of this batch already exists
+
+    @property
+    def watermark(self) -> dict:
+        return {"bronze_after": self.after, "bronze_through": self.through}
+
+    def __str__(self) -> str:
+        return f"batch {self.number}, bronze versions {self.after + 1}..{self.through}"
+
+
+@dataclass(frozen=True)
+class ColumnBatch:
+    """Bronze rows whose ``column`` is within ``[since, upto]`` (``since`` None: from the start)."""
+
+    number: int
+    column: str
+    since: str | None
+    upto: str
+    quarantined: bool
+
+    @property
+    def watermark(self) -> dict:
+        return {"column": self.column, "since": self.since, "max": self.upto}
+
+    def __str__(self) -> str:
+        return f"batch {self.number}, {self.column} {self.since or '...'}..{self.upto}"
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """How silver finds the bronze rows it has not processed (``watermark`` in silver.yml)."""
+
+    kind: str = "version"  # version: bronze commits after the last batch; column: see below
+    column: str | None = None  # column kind: a monotone bronze column (``_ingested_at``, a date)
+    lookback_days: int = 0  # column kind: re-read rows this many days behind the last maximum
+
+    @classmethod
+    def from_config(cls, spec: dict) -> Watermark:
+        where = "conf/pipelines/silver.yml run.config.watermark"
+        unknown = set(spec) - {"kind", "column", "lookback_days"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        mark = cls(**spec)
+        if mark.kind not in ("version", "column"):
+            raise ValueError(f"{where}.kind: {mark.kind!r} is not one of version, column")
+        if mark.kind == "column" and not mark.column:
+            raise ValueError(f"{where}: kind column needs a 'column' (e.g. _ingested_at)")
+        return mark
 
 
 def _rows_per_version(bronze_table, after: int, through: int) -> list[tuple[int, int]]:
@@ -93,9 +140,57 @@ def plan_batch(
     return Batch(done["batch"] + 1, done["bronze_through"], through, False)
 
 
-def bronze_rows(bronze: Location, batch: Batch) -> pl.DataFrame:
-    """Rows appended to bronze in the batch's versions, with ``_commit_version``."""
+def _shifted(value: str, days: int) -> str:
+    """``value`` (an ISO date or timestamp, as the watermark stores it) minus ``days``."""
+    moment = datetime.fromisoformat(value) - timedelta(days=days)
+    return moment.date().isoformat() if len(value) == 10 else moment.isoformat()
+
+
+def _as_column_value(value: str, dtype: pa.DataType):
+    return (
+        pa.scalar(datetime.fromisoformat(value), dtype) if pa.types.is_timestamp(dtype) else value
+    )
+
+
+def plan_column_batch(
+    bronze: Location, target: Location, quarantine: Location, app_id: str, mark: Watermark
+) -> ColumnBatch | None:
+    """The rows from the last maximum of the column, less the lookback, to its maximum now.
+
+    Rows arriving later with a value below that window are not seen: that is what a column
+    watermark means; widen ``lookback_days`` for late data.
+    """
     table = delta.open_table(bronze)
+    if table is None:
+        return None
+    done = delta.last_watermark(delta.open_table(target), app_id) or {"batch": 0, "max": None}
+    pending = delta.last_watermark(delta.open_table(quarantine), app_id)
+    if pending and pending["batch"] == done["batch"] + 1:
+        return ColumnBatch(pending["batch"], mark.column, pending["since"], pending["max"], True)
+    since = _shifted(done["max"], mark.lookback_days) if done["max"] else None
+    dataset = table.to_pyarrow_dataset()
+    if mark.column not in dataset.schema.names:
+        raise ValueError(f"watermark column {mark.column!r} is not a column of {bronze.name}")
+    dtype = dataset.schema.field(mark.column).type
+    window = None if since is None else pc.field(mark.column) >= _as_column_value(since, dtype)
+    upto = pc.max(dataset.to_table(columns=[mark.column], filter=window).column(0)).as_py()
+    if upto is None:
+        return None
+    upto = upto.isoformat() if hasattr(upto, "isoformat") else str(upto)
+    return ColumnBatch(done["batch"] + 1, mark.column, since, upto, False)
+
+
+def bronze_rows(bronze: Location, batch: Batch | ColumnBatch) -> pl.DataFrame:
+    """The batch's bronze rows (version batches also carry ``_commit_version``)."""
+    table = delta.open_table(bronze)
+    if isinstance(batch, ColumnBatch):
+        dataset = table.to_pyarrow_dataset()
+        dtype = dataset.schema.field(batch.column).type
+        column = pc.field(batch.column)
+        window = column <= _as_column_value(batch.upto, dtype)
+        if batch.since is not None:
+            window = window & (column >= _as_column_value(batch.since, dtype))
+        return pl.from_arrow(dataset.to_table(filter=window))
     changes = table.load_cdf(starting_version=batch.after + 1, ending_version=batch.through)
     rows = pl.from_arrow(pa.table(changes))
     return rows.filter(pl.col("_change_type") == "insert").drop("_change_type", "_commit_timestamp")
@@ -214,6 +309,7 @@ def refresh(
     run_id: str,
     max_rows_per_batch: int,
     mode: RunMode,
+    watermark: Watermark = Watermark(),
     order_keys: pl.Series | None = None,
 ) -> list[delta.WriteResult]:
     """Bring silver/<entity> up to date with bronze, as ``mode`` says.
@@ -232,11 +328,43 @@ def refresh(
         _log_plan(entity, bronze, target, quarantine, app_id, max_rows_per_batch)
         return []
     results = []
-    while (batch := plan_batch(bronze, target, quarantine, app_id, max_rows_per_batch)) is not None:
+    if watermark.kind == "column":
+        batch = plan_column_batch(bronze, target, quarantine, app_id, watermark)
+        if batch is not None:
+            results = _process(
+                entity, batch, bronze, target, quarantine, app_id, run_id, order_keys
+            )
+    while watermark.kind == "version" and (
+        batch := plan_batch(bronze, target, quarantine, app_id, max_rows_per_batch)
+    ):
         results += _process(entity, batch, bronze, target, quarantine, app_id, run_id, order_keys)
     if not results:
         logger.info(f"silver/{entity.name}: up to date")
     return results
+
+
+@dataclass(frozen=True)
+class SilverRun:
+    """One silver run's settings: lake, run id, batch size, mode and watermark."""
+
+    lake: Location
+    run_id: str
+    max_rows_per_batch: int
+    mode: RunMode
+    watermark: Watermark
+
+    def refresh(
+        self, entity: Entity, order_keys: pl.Series | None = None
+    ) -> list[delta.WriteResult]:
+        return refresh(
+            entity,
+            self.lake,
+            self.run_id,
+            self.max_rows_per_batch,
+            self.mode,
+            self.watermark,
+            order_keys,
+        )
 
 
 def _log_plan(entity, bronze, target, quarantine, app_id, max_rows) -> None:
@@ -331,20 +459,21 @@ def _not_yet_quarantined(quarantine: Location, rows: pl.DataFrame) -> pl.DataFra
 def _process(entity, batch, bronze, target, quarantine, app_id, run_id, order_keys):
     raw = bronze_rows(bronze, batch)
     valid, rejected = split(raw, entity, order_keys)
-    mark = {"bronze_after": batch.after, "bronze_through": batch.through}
-    properties = delta.commit_properties(app_id, batch.number, mark, run_id)
+    properties = delta.commit_properties(app_id, batch.number, batch.watermark, run_id)
     results = []
     if not batch.quarantined:
-        data = quarantine_rows(rejected, f"silver/{entity.name}", run_id).to_arrow()
+        rows = quarantine_rows(rejected, f"silver/{entity.name}", run_id)
+        if isinstance(batch, ColumnBatch):  # windows overlap by the lookback
+            rows = _not_yet_quarantined(quarantine, rows)
+        data = rows.to_arrow()
         version = delta.append(quarantine, data, properties)
         results.append(
             delta.WriteResult(quarantine.name, quarantine.uri, "append", data.num_rows, version)
         )
     results.append(merge(target, entity, valid, properties))
     logger.info(
-        f"silver/{entity.name}: batch {batch.number}, bronze versions "
-        f"{batch.after + 1}..{batch.through}: {raw.height} rows read, {valid.height} valid, "
-        f"{rejected.height} quarantined"
+        f"silver/{entity.name}: {batch}: {raw.height} rows read, {valid.height} valid, "
+        f"{rejected.height} rejected"
     )
     return results
 

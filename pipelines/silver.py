@@ -39,66 +39,55 @@ def run_mode(
     return parse_run_mode(plan, from_date, to_date, full_refresh)
 
 
-def silver_region(
-    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
-) -> list[WriteResult]:
+def silver_run(
+    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode, watermark: dict
+) -> silver.SilverRun:
+    """This run's settings; ``watermark`` (silver.yml) says how new bronze rows are found."""
+    return silver.SilverRun(
+        lake, run_id, max_rows_per_batch, run_mode, silver.Watermark.from_config(watermark)
+    )
+
+
+def silver_region(silver_run: silver.SilverRun) -> list[WriteResult]:
     """One row per region."""
-    return silver.refresh(ENTITIES["region"], lake, run_id, max_rows_per_batch, run_mode)
+    return silver_run.refresh(ENTITIES["region"])
 
 
-def silver_nation(
-    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
-) -> list[WriteResult]:
+def silver_nation(silver_run: silver.SilverRun) -> list[WriteResult]:
     """One row per nation."""
-    return silver.refresh(ENTITIES["nation"], lake, run_id, max_rows_per_batch, run_mode)
+    return silver_run.refresh(ENTITIES["nation"])
 
 
-def silver_supplier(
-    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
-) -> list[WriteResult]:
+def silver_supplier(silver_run: silver.SilverRun) -> list[WriteResult]:
     """One row per supplier."""
-    return silver.refresh(ENTITIES["supplier"], lake, run_id, max_rows_per_batch, run_mode)
+    return silver_run.refresh(ENTITIES["supplier"])
 
 
-def silver_part(
-    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
-) -> list[WriteResult]:
+def silver_part(silver_run: silver.SilverRun) -> list[WriteResult]:
     """One row per part."""
-    return silver.refresh(ENTITIES["part"], lake, run_id, max_rows_per_batch, run_mode)
+    return silver_run.refresh(ENTITIES["part"])
 
 
-def silver_partsupp(
-    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
-) -> list[WriteResult]:
+def silver_partsupp(silver_run: silver.SilverRun) -> list[WriteResult]:
     """One row per (part, supplier)."""
-    return silver.refresh(ENTITIES["partsupp"], lake, run_id, max_rows_per_batch, run_mode)
+    return silver_run.refresh(ENTITIES["partsupp"])
 
 
-def silver_customer(
-    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
-) -> list[WriteResult]:
+def silver_customer(silver_run: silver.SilverRun) -> list[WriteResult]:
     """One row per customer."""
-    return silver.refresh(ENTITIES["customer"], lake, run_id, max_rows_per_batch, run_mode)
+    return silver_run.refresh(ENTITIES["customer"])
 
 
-def silver_orders(
-    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode
-) -> list[WriteResult]:
+def silver_orders(silver_run: silver.SilverRun) -> list[WriteResult]:
     """One row per order."""
-    return silver.refresh(ENTITIES["orders"], lake, run_id, max_rows_per_batch, run_mode)
+    return silver_run.refresh(ENTITIES["orders"])
 
 
 def silver_lineitem(
-    lake: Location,
-    run_id: str,
-    max_rows_per_batch: int,
-    run_mode: RunMode,
-    silver_orders: list[WriteResult],
+    silver_run: silver.SilverRun, silver_orders: list[WriteResult]
 ) -> list[WriteResult]:
     """One row per order line whose order is in silver orders."""
-    keys = silver.order_keys(lake)
-    entity = ENTITIES["lineitem"]
-    return silver.refresh(entity, lake, run_id, max_rows_per_batch, run_mode, order_keys=keys)
+    return silver_run.refresh(ENTITIES["lineitem"], order_keys=silver.order_keys(silver_run.lake))
 
 
 def silver_tables(
