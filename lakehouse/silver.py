@@ -81,11 +81,15 @@ class Watermark:
     kind: str = "version"  # version: bronze commits after the last batch; column: see below
     column: str | None = None  # column kind: a monotone bronze column (``_ingested_at``, a date)
     lookback_days: int = 0  # column kind: re-read rows this many days behind the last maximum
+    columns: dict[str, str] | None = None  # column kind: per-entity columns overriding ``column``
+
+    def column_for(self, entity: str) -> str:
+        return (self.columns or {}).get(entity, self.column)
 
     @classmethod
     def from_config(cls, spec: dict) -> Watermark:
         where = "conf/pipelines/silver.yml run.config.watermark"
-        unknown = set(spec) - {"kind", "column", "lookback_days"}
+        unknown = set(spec) - {"kind", "column", "lookback_days", "columns"}
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         mark = cls(**spec)
@@ -152,6 +156,17 @@ def _as_column_value(value: str, dtype: pa.DataType):
     )
 
 
+def _newest(values: pl.Series) -> str | None:
+    """The largest value that is a real date or time (text as landed may hold '1995-02-30')."""
+    if values.dtype == pl.String:
+        dates = values.str.to_date("%Y-%m-%d", strict=False)
+        values = (
+            dates if dates.null_count() < values.len() else values.str.to_datetime(strict=False)
+        )
+    newest = values.max()
+    return None if newest is None else newest.isoformat()
+
+
 def plan_column_batch(
     bronze: Location, target: Location, quarantine: Location, app_id: str, mark: Watermark
 ) -> ColumnBatch | None:
@@ -166,18 +181,20 @@ def plan_column_batch(
     done = delta.last_watermark(delta.open_table(target), app_id) or {"batch": 0, "max": None}
     pending = delta.last_watermark(delta.open_table(quarantine), app_id)
     if pending and pending["batch"] == done["batch"] + 1:
-        return ColumnBatch(pending["batch"], mark.column, pending["since"], pending["max"], True)
+        return ColumnBatch(
+            pending["batch"], pending["column"], pending["since"], pending["max"], True
+        )
     since = _shifted(done["max"], mark.lookback_days) if done["max"] else None
     dataset = table.to_pyarrow_dataset()
-    if mark.column not in dataset.schema.names:
-        raise ValueError(f"watermark column {mark.column!r} is not a column of {bronze.name}")
-    dtype = dataset.schema.field(mark.column).type
-    window = None if since is None else pc.field(mark.column) >= _as_column_value(since, dtype)
-    upto = pc.max(dataset.to_table(columns=[mark.column], filter=window).column(0)).as_py()
+    column = mark.column_for(bronze.uri.rsplit("/", 1)[-1])
+    if column not in dataset.schema.names:
+        raise ValueError(f"silver.yml watermark column {column!r} is not a column of {bronze.name}")
+    dtype = dataset.schema.field(column).type
+    window = None if since is None else pc.field(column) >= _as_column_value(since, dtype)
+    upto = _newest(pl.from_arrow(dataset.to_table(columns=[column], filter=window)).to_series())
     if upto is None:
         return None
-    upto = upto.isoformat() if hasattr(upto, "isoformat") else str(upto)
-    return ColumnBatch(done["batch"] + 1, mark.column, since, upto, False)
+    return ColumnBatch(done["batch"] + 1, column, since, upto, False)
 
 
 def bronze_rows(bronze: Location, batch: Batch | ColumnBatch) -> pl.DataFrame:
