@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import CommitProperties, Transaction
@@ -85,6 +86,58 @@ def last_batch(table: DeltaTable | None, app_id: str) -> int:
     if table is None:
         return 0
     return table.transaction_version(app_id) or 0
+
+
+def app_transactions(location: Location) -> dict[str, int]:
+    """Every app transaction of the table (app id -> version), read from its log in one pass.
+
+    ``DeltaTable.transaction_version`` replays the log for each id it is asked about; for the
+    thousands of per-file ids of a bronze table, reading the newest checkpoint's ``txn``
+    column and the commits after it once is what keeps listing cost flat.
+    """
+    fs, log = location.fs, location.child("_delta_log").uri
+    if not fs.exists(log):
+        return {}
+    versions: dict[str, int] = {}
+    checkpoint = _last_checkpoint(fs, log)
+    if checkpoint is not None:
+        version, parts = checkpoint
+        names = (
+            [f"{version:020d}.checkpoint.parquet"]
+            if not parts
+            else [
+                f"{version:020d}.checkpoint.{i:010d}.{parts:010d}.parquet"
+                for i in range(1, parts + 1)
+            ]
+        )
+        for name in names:
+            with fs.open(f"{log}/{name}", "rb") as handle:
+                for txn in pq.read_table(handle, columns=["txn"]).column("txn").to_pylist():
+                    if txn:
+                        versions[txn["appId"]] = txn["version"]
+    after = -1 if checkpoint is None else checkpoint[0]
+    commits = sorted(
+        path
+        for path in fs.ls(log, detail=False)
+        if path.endswith(".json") and int(path.rsplit("/", 1)[-1][:20]) > after
+    )
+    for path in commits:
+        for line in fs.cat_file(path).decode().splitlines():
+            if '"txn"' in line:
+                txn = json.loads(line).get("txn")
+                if txn:
+                    versions[txn["appId"]] = txn["version"]
+    return versions
+
+
+def _last_checkpoint(fs, log: str) -> tuple[int, int | None] | None:
+    try:
+        last = json.loads(fs.cat_file(f"{log}/_last_checkpoint"))
+    except FileNotFoundError:
+        return None
+    if "v2Checkpoint" in last:
+        raise NotImplementedError(f"{log}: v2 checkpoints are not read here")
+    return last["version"], last.get("parts")
 
 
 def last_watermark(table: DeltaTable | None, app_id: str, depth: int = 50) -> dict | None:

@@ -80,7 +80,7 @@ def list_new_files(landing: Location, lake: Location, source: str, fmt: str) -> 
     table_location = lake.child("bronze", source)
     if not folder.exists():
         return []
-    table = delta.open_table(table_location)
+    ingested = delta.app_transactions(table_location)
     files = []
     for info in sorted(folder.fs.ls(folder.uri, detail=True), key=lambda i: i["name"]):
         name = info["name"].rsplit("/", 1)[-1]
@@ -95,7 +95,7 @@ def list_new_files(landing: Location, lake: Location, source: str, fmt: str) -> 
             fingerprint(info),
             table_location,
         )
-        if delta.last_batch(table, candidate.app_id) != candidate.fingerprint:
+        if ingested.get(candidate.app_id) != candidate.fingerprint:
             files.append(candidate)
     return files
 

@@ -47,3 +47,15 @@ def run_mode(
     if full_refresh and date_range:
         raise ValueError("--inputs full_refresh rebuilds everything: drop from_date/to_date")
     return RunMode(plan=bool(plan), date_range=date_range, full_refresh=bool(full_refresh))
+
+
+def check_watermark(watermark: dict, pipeline: str, kinds: tuple[str, ...]) -> str:
+    """The watermark kind of ``pipeline``'s YAML, if it is one the pipeline supports."""
+    where = f"conf/pipelines/{pipeline}.yml run.config.watermark"
+    unknown = set(watermark) - {"kind"}
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    kind = watermark.get("kind")
+    if kind not in kinds:
+        raise ValueError(f"{where}.kind: {kind!r} is not supported here (use {' or '.join(kinds)})")
+    return kind

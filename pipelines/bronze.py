@@ -15,7 +15,7 @@ from loguru import logger
 
 from lakehouse import ingest
 from lakehouse.delta import WriteResult
-from lakehouse.runs import RunMode, new_run_id
+from lakehouse.runs import RunMode, check_watermark, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
 from lakehouse.storage import Location
 
@@ -56,8 +56,10 @@ def run_mode(
     from_date: str | None = None,
     to_date: str | None = None,
     full_refresh: bool = False,
+    watermark: dict | None = None,
 ) -> RunMode:
     """What this run does, from ``--inputs``: ingest new files (default) or only ``plan``."""
+    check_watermark(watermark or {}, "bronze", ("files",))
     mode = parse_run_mode(plan, from_date, to_date, full_refresh)
     if mode.date_range or mode.full_refresh:
         raise ValueError(

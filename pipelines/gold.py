@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from lakehouse import gold
 from lakehouse.delta import WriteResult
-from lakehouse.runs import RunMode, new_run_id
+from lakehouse.runs import RunMode, check_watermark, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
 from lakehouse.storage import Location
 
@@ -126,9 +126,11 @@ def run_mode(
     from_date: str | None = None,
     to_date: str | None = None,
     full_refresh: bool = False,
+    watermark: dict | None = None,
 ) -> RunMode:
     """What this run does, from ``--inputs``: what silver changed (default), ``plan``, a
     backfill (``from_date``/``to_date``) or ``full_refresh``."""
+    check_watermark(watermark or {}, "gold", ("version",))
     return parse_run_mode(plan, from_date, to_date, full_refresh)
 
 

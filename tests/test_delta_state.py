@@ -1,0 +1,30 @@
+"""State read back from the Delta log: app transactions, across a checkpoint."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.transaction import CommitProperties, Transaction
+
+from lakehouse import delta
+from lakehouse.storage import Location
+
+
+def test_app_transactions_match_delta_rs_across_a_checkpoint(tmp_path):
+    location = Location.from_uri(str(tmp_path / "table"))
+    rows = pa.table({"a": pa.array([1], pa.int64())})
+
+    def commit(*transactions):
+        properties = CommitProperties(app_transactions=[Transaction(a, v) for a, v in transactions])
+        write_deltalake(location.uri, rows, mode="append", commit_properties=properties)
+
+    commit(("file:a", 1), ("batch", 1))
+    commit(("file:b", 7), ("batch", 2))
+    DeltaTable(location.uri).create_checkpoint()
+    commit(("file:a", 5), ("batch", 3))  # file a rewritten, after the checkpoint
+    commit(("file:c", 9))
+    table = DeltaTable(location.uri)
+    found = delta.app_transactions(location)
+    assert found == {"file:a": 5, "file:b": 7, "file:c": 9, "batch": 3}
+    assert all(table.transaction_version(app) == version for app, version in found.items())
+    assert delta.app_transactions(Location.from_uri(str(tmp_path / "none"))) == {}
