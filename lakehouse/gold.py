@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import write_deltalake
 from loguru import logger
 
@@ -33,7 +34,8 @@ class Mart:
     ``touched_sql`` returns the partition values (or keys) to recompute, from the silver
     tables and the changed rows ``changed_orders``, ``changed_lines``, ``changed_customers``;
     ``range_sql`` returns those of the dates ``{first}``..``{last}`` (backfill, full refresh);
-    ``compute_sql`` recomputes them from the silver tables and ``touched``. A mart with a
+    ``compute_sql`` recomputes them from the silver tables and ``touched`` (``{first}`` and
+    ``{last}``, the lowest and highest touched value, let DuckDB prune partitions). A mart with a
     ``partition`` replaces those partitions; one with ``keys`` upserts those rows.
     """
 
@@ -66,32 +68,52 @@ def _changed_rows(table, after: int, columns: list[str]) -> pa.Table:
     return pa.table(feed).select(columns)
 
 
-def connect(
-    lake: Location, mart: Location, app_id: str
-) -> tuple[duckdb.DuckDBPyConnection, dict, dict]:
-    """DuckDB with the silver tables and their rows changed since the mart's watermark
-    registered; the mart's watermark before the run and the one to commit (silver versions)."""
-    tables = {name: delta.open_table(lake.child("silver", name)) for name in UPSTREAM}
-    missing = [name for name, table in tables.items() if table is None]
-    if missing:
-        raise RuntimeError(f"gold needs silver/{', silver/'.join(missing)}: run silver first")
-    previous = delta.last_watermark(delta.open_table(mart), app_id) or {}
-    seen = previous.get("silver_versions", {})
-    con = duckdb.connect()
-    for name, table in tables.items():
-        con.register(name, table.to_pyarrow_dataset())
-        if name in CHANGED_COLUMNS:
-            alias, columns = CHANGED_COLUMNS[name]
-            con.register(alias, _changed_rows(table, seen.get(name, -1), columns))
-    current = {"silver_versions": {name: t.version() for name, t in tables.items()}}
-    return con, {"silver_versions": seen}, current
+@dataclass
+class SilverSnapshot:
+    """The silver tables one gold run reads, opened once, registered in one DuckDB connection."""
+
+    tables: dict
+    con: duckdb.DuckDBPyConnection
+
+    @classmethod
+    def open(cls, lake: Location) -> SilverSnapshot:
+        tables = {name: delta.open_table(lake.child("silver", name)) for name in UPSTREAM}
+        missing = [name for name, table in tables.items() if table is None]
+        if missing:
+            raise RuntimeError(f"gold needs silver/{', silver/'.join(missing)}: run silver first")
+        con = duckdb.connect()
+        for name, table in tables.items():
+            con.register(name, table.to_pyarrow_dataset())
+        return cls(tables, con)
+
+    @property
+    def versions(self) -> dict:
+        return {"silver_versions": {name: t.version() for name, t in self.tables.items()}}
+
+    def register_changes(self, seen: dict) -> None:
+        """``changed_orders``, ``changed_lines``, ``changed_customers``: rows changed after
+        the versions in ``seen`` (all rows where a table was never seen)."""
+        for name, (alias, columns) in CHANGED_COLUMNS.items():
+            self.con.register(alias, _changed_rows(self.tables[name], seen.get(name, -1), columns))
 
 
-def refresh(lake: Location, mart: Mart, run_id: str, mode: RunMode) -> delta.WriteResult:
+def _bounds(touched: pa.Table, column: str) -> dict:
+    """The lowest and highest touched value, as SQL literals DuckDB pushes into the scans."""
+    values = touched.column(column)
+    return {"first": pc.min(values).as_py(), "last": pc.max(values).as_py()}
+
+
+def refresh(
+    lake: Location, silver: SilverSnapshot, mart: Mart, run_id: str, mode: RunMode
+) -> delta.WriteResult:
     """Recompute what ``mode`` asks (what silver changed since the mart's last run, a date
     range, or everything) and write it in one commit; in plan mode only log it."""
     target = lake.child("gold", mart.name)
-    con, previous, current = connect(lake, target, mart.app_id)
+    con = silver.con
+    previous = delta.last_watermark(delta.open_table(target), mart.app_id) or {}
+    previous = {"silver_versions": previous.get("silver_versions", {})}
+    silver.register_changes(previous["silver_versions"])
+    current = silver.versions
     if mode.date_range or mode.full_refresh:
         first, last = mode.date_range or (FIRST_DATE, LAST_DATE)
         touched = con.sql(mart.range_sql.format(first=first, last=last)).to_arrow_table()
@@ -112,7 +134,7 @@ def refresh(lake: Location, mart: Mart, run_id: str, mode: RunMode) -> delta.Wri
     if touched.num_rows == 0:
         return record_unchanged(target, properties)
     con.register("touched", touched)
-    data = con.sql(mart.compute_sql).to_arrow_table()
+    data = con.sql(mart.compute_sql.format(**_bounds(touched, column))).to_arrow_table()
     if mode.full_refresh:
         result = overwrite(target, data, mart.partition, properties)
     elif mart.partition:

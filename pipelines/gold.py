@@ -44,9 +44,9 @@ DAILY_REVENUE = gold.Mart(
         JOIN customer c ON c.c_custkey = o.o_custkey
         JOIN nation n ON n.n_nationkey = c.c_nationkey
         WHERE o.order_month IN (SELECT order_month FROM touched)
-          AND l.ship_month BETWEEN (SELECT min(order_month) FROM touched)
-              AND (SELECT max(order_month) FROM touched)
-                  + INTERVAL {gold.SHIP_MONTHS_AFTER_ORDER} MONTH
+          AND o.order_month BETWEEN DATE '{{first}}' AND DATE '{{last}}'
+          AND l.ship_month BETWEEN DATE '{{first}}'
+              AND DATE '{{last}}' + INTERVAL {gold.SHIP_MONTHS_AFTER_ORDER} MONTH
         GROUP BY ALL
         ORDER BY order_date, nation, market_segment
     """,
@@ -74,6 +74,7 @@ PRICING_SUMMARY = gold.Mart(
                count(*) AS count_order
         FROM lineitem
         WHERE ship_month IN (SELECT ship_month FROM touched)
+          AND ship_month BETWEEN DATE '{first}' AND DATE '{last}'
         GROUP BY ALL
         ORDER BY ship_month, l_returnflag, l_linestatus
     """,
@@ -116,6 +117,11 @@ def lake(lake_root: str) -> Location:
     return Location.from_uri(lake_root)
 
 
+def silver_snapshot(lake: Location) -> gold.SilverSnapshot:
+    """The silver tables this run reads, opened once for all marts."""
+    return gold.SilverSnapshot.open(lake)
+
+
 def run_id() -> str:
     """This run's id, stamped on every commit."""
     return new_run_id("gold")
@@ -134,19 +140,25 @@ def run_mode(
     return parse_run_mode(plan, from_date, to_date, full_refresh)
 
 
-def daily_revenue(lake: Location, run_id: str, run_mode: RunMode) -> WriteResult:
+def daily_revenue(
+    lake: Location, silver_snapshot: gold.SilverSnapshot, run_id: str, run_mode: RunMode
+) -> WriteResult:
     """One row per (order_date, nation, market_segment): revenue of the order lines."""
-    return gold.refresh(lake, DAILY_REVENUE, run_id, run_mode)
+    return gold.refresh(lake, silver_snapshot, DAILY_REVENUE, run_id, run_mode)
 
 
-def pricing_summary(lake: Location, run_id: str, run_mode: RunMode) -> WriteResult:
+def pricing_summary(
+    lake: Location, silver_snapshot: gold.SilverSnapshot, run_id: str, run_mode: RunMode
+) -> WriteResult:
     """TPC-H Q1 per (ship_month, l_returnflag, l_linestatus) over the line items ingested."""
-    return gold.refresh(lake, PRICING_SUMMARY, run_id, run_mode)
+    return gold.refresh(lake, silver_snapshot, PRICING_SUMMARY, run_id, run_mode)
 
 
-def customer_value(lake: Location, run_id: str, run_mode: RunMode) -> WriteResult:
+def customer_value(
+    lake: Location, silver_snapshot: gold.SilverSnapshot, run_id: str, run_mode: RunMode
+) -> WriteResult:
     """One row per customer with an order: first and last order date, orders, revenue."""
-    return gold.refresh(lake, CUSTOMER_VALUE, run_id, run_mode)
+    return gold.refresh(lake, silver_snapshot, CUSTOMER_VALUE, run_id, run_mode)
 
 
 def gold_tables(
