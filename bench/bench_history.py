@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=10)
     parser.add_argument("--long", type=int, default=1000)
     parser.add_argument("--workdir", default=str(PROJECT / "bench" / "out" / "history"))
+    parser.add_argument("--reuse", action="store_true", help="keep lakes built by an earlier run")
     args = parser.parse_args()
     env = {**os.environ, "FP_LOG_LEVEL": "WARNING"}
     work = Path(args.workdir).resolve()
@@ -66,7 +67,8 @@ def main() -> None:
     timings = {}
     for days in (args.short, args.long):
         lake = work / f"days{days}"
-        build(lake, days, args.scale_factor, env)
+        if not (args.reuse and (lake / "lake").exists()):
+            build(lake, days, args.scale_factor, env)
         timings[days] = one_more_day(lake, args.scale_factor, env)
 
     print(f"\nTPC-H SF{args.scale_factor:g}: one more day on top of N days of history\n")
