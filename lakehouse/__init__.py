@@ -1,5 +1,7 @@
 """Shared building blocks of the lakehouse pipelines (see README, Layout)."""
 
 from lakehouse import executors as _executors
+from lakehouse import exit_status as _exit_status
 
 _executors.install()
+_exit_status.install()

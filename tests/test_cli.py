@@ -31,3 +31,24 @@ def test_daily_from_the_command_line(lakehouse):
         "gold/customer_value",
     ):
         assert DeltaTable(str(lakehouse.lake / table)).count() > 0, table
+
+
+def test_a_failed_run_exits_non_zero_with_the_reason(lakehouse):
+    env = {**os.environ, **lakehouse.env(), "FP_LOG_LEVEL": "INFO"}
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "flowerpower"),
+            "pipeline",
+            "run",
+            "silver",
+            "--inputs",
+            '{"from_date": "1992-01-01"}',
+        ],
+        cwd=lakehouse.project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "a backfill needs both from_date and to_date" in done.stderr
