@@ -141,17 +141,25 @@ def _last_checkpoint(fs, log: str) -> tuple[int, int | None] | None:
 
 
 def last_watermark(table: DeltaTable | None, app_id: str, depth: int = 50) -> dict | None:
-    """The watermark of ``app_id``'s newest commit, read from the table's history."""
+    """The watermark of ``app_id``'s newest commit, read from the table's history.
+
+    The newest ``depth`` commits are read first; only if ``app_id`` has committed (its app
+    transaction says so) but not among them is the whole history read.
+    """
     if table is None:
         return None
-    for commit in table.history(limit=depth):
-        mark = commit.get(WATERMARK_KEY)
-        if mark is None:
-            continue
-        mark = json.loads(mark) if isinstance(mark, str) else mark
-        if mark.get("app_id") == app_id:
-            return mark
-    return None
+    for limit in (depth, None):
+        for commit in table.history(limit=limit):
+            mark = commit.get(WATERMARK_KEY)
+            mark = json.loads(mark) if isinstance(mark, str) else mark
+            if mark and mark.get("app_id") == app_id:
+                return mark
+        if table.transaction_version(app_id) is None:
+            return None
+    raise RuntimeError(
+        f"{table.table_uri}: {app_id} has committed, but no commit of its carries a watermark "
+        "(was the log cleaned up past it?)"
+    )
 
 
 def commit_properties(

@@ -28,3 +28,15 @@ def test_app_transactions_match_delta_rs_across_a_checkpoint(tmp_path):
     assert found == {"file:a": 5, "file:b": 7, "file:c": 9, "batch": 3}
     assert all(table.transaction_version(app) == version for app, version in found.items())
     assert delta.app_transactions(Location.from_uri(str(tmp_path / "none"))) == {}
+
+
+def test_the_watermark_is_found_behind_many_other_commits(tmp_path):
+    location = Location.from_uri(str(tmp_path / "table"))
+    rows = pa.table({"a": pa.array([1], pa.int64())})
+    mark = delta.commit_properties("silver:x", 1, {"bronze_through": 7}, "run-1")
+    write_deltalake(location.uri, rows, commit_properties=mark)
+    for _ in range(6):
+        write_deltalake(location.uri, rows, mode="append")  # e.g. maintenance, other writers
+    table = DeltaTable(location.uri)
+    assert delta.last_watermark(table, "silver:x", depth=3)["bronze_through"] == 7
+    assert delta.last_watermark(table, "gold:y", depth=3) is None
