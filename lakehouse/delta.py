@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import CommitProperties, Transaction
 
 from lakehouse.storage import Location
@@ -177,6 +177,21 @@ def commit_properties(
     )
 
 
+def check_not_committed(table: DeltaTable, properties: CommitProperties) -> None:
+    """Refuse to commit a batch the table already holds (delta-rs would accept it again).
+
+    Call it with the very table object the commit is made from: delta-rs then rejects any
+    commit of the same app id that lands after this snapshot, so no batch is written twice.
+    """
+    batch = properties.app_transactions[0]
+    done = table.transaction_version(batch.app_id)
+    if done is not None and done >= batch.version:
+        raise CommitFailedError(
+            f"{table.table_uri}: batch {batch.version} of {batch.app_id} was already committed "
+            f"(up to {done}) by another run"
+        )
+
+
 def append(
     location: Location,
     data: pa.Table,
@@ -185,6 +200,7 @@ def append(
 ) -> int:
     """Append ``data`` in one commit; returns the new table version."""
     table = ensure_table(location, data.schema, partition_by)
+    check_not_committed(table, properties)
     write_deltalake(table, data, mode="append", commit_properties=properties)
     return table.version()
 
@@ -192,6 +208,7 @@ def append(
 def record_watermark_only(table: DeltaTable, properties: CommitProperties) -> None:
     """An empty append commit: the batch is done and its watermark moves, no data changes."""
     empty = table.to_pyarrow_dataset().schema.empty_table()
+    check_not_committed(table, properties)
     write_deltalake(table, empty, mode="append", commit_properties=properties)
     table.update_incremental()
 

@@ -151,6 +151,7 @@ def overwrite(
 ) -> delta.WriteResult:
     """Replace the whole mart with ``data`` in one commit (full refresh)."""
     table = delta.ensure_table(location, data.schema, [partition] if partition else None)
+    delta.check_not_committed(table, properties)
     write_deltalake(table, data, mode="overwrite", commit_properties=properties)
     table.update_incremental()
     return delta.WriteResult(
@@ -163,6 +164,7 @@ def replace_partitions(
 ) -> delta.WriteResult:
     """Replace the ``column IN values`` partitions of the mart with ``data`` in one commit."""
     table = delta.ensure_table(location, data.schema, [column])
+    delta.check_not_committed(table, properties)
     write_deltalake(
         table,
         data,
@@ -182,6 +184,7 @@ def upsert(location: Location, data: pa.Table, keys: list[str], properties) -> d
     table = delta.ensure_table(location, data.schema)
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     before = table.version()
+    delta.check_not_committed(table, properties)
     table.merge(
         data, on, source_alias="s", target_alias="t", commit_properties=properties
     ).when_matched_update_all().when_not_matched_insert_all().execute()

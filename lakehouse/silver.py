@@ -293,6 +293,7 @@ def merge(
         target, data.schema, [entity.partition_column] if entity.partition_column else None
     )
     before = table.version()
+    delta.check_not_committed(table, properties)
     on = " AND ".join(f"t.{k} = s.{k}" for k in entity.keys)
     if entity.partition_column and rows.height:
         on += " AND t." + delta.in_list(
