@@ -4,7 +4,7 @@ The file watermark lives in the bronze table's own log: each ingested file is an
 transaction ``file:<source>/<name>`` whose version is a fingerprint of the file's size and
 modification time (or etag). A file is new when its fingerprint differs from the one
 recorded, so a late file with an old name and a file rewritten in place are both picked up,
-and listing costs one folder listing plus one in-memory lookup per file.
+and a run costs one folder listing plus one read of the table's transactions.
 
 Staging writes each file's rows as a Parquet file inside the table folder (in parallel, one
 Hamilton task per file); one Delta commit per table then adds all of them together with the
