@@ -14,12 +14,15 @@ unreferenced Parquet files behind (removed by ``vacuum``), never half a batch.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import polars as pl
 import pyarrow as pa
@@ -28,8 +31,25 @@ from deltalake.transaction import AddAction, Transaction
 
 from lakehouse import delta
 from lakehouse.storage import Location
+from lakehouse.tpch import ENTITIES
 
-FORMATS = {"csv": (".csv",), "parquet": (".parquet",)}
+FORMATS = {
+    "csv": (".csv", ".csv.gz"),
+    "jsonl": (".jsonl", ".jsonl.gz", ".ndjson"),
+    "parquet": (".parquet",),
+}
+BAD_FILES_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("size", pa.int64()),
+        ("fingerprint", pa.int64()),
+        ("error", pa.string()),
+        ("message", pa.string()),
+        ("run_id", pa.string()),
+        ("recorded_at", pa.timestamp("us", "UTC")),
+    ]
+)
 LINEAGE = {
     "_source_file": pl.String,
     "_ingested_at": pl.Datetime("us", "UTC"),
@@ -54,6 +74,26 @@ class LandingFile:
         return f"file:{self.source}/{self.name}"
 
 
+class BadFileError(Exception):
+    """A landing file that cannot be read as its format says; ``kind`` names the problem."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A landing file left in place, not ingested, and why."""
+
+    file: LandingFile
+    error: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file.uri}: {self.error}: {self.message}"
+
+
 @dataclass(frozen=True)
 class StagedFile:
     """A landing file's rows written as Parquet inside its bronze table, not yet committed."""
@@ -73,7 +113,9 @@ def fingerprint(info: dict) -> int:
 
 
 def list_new_files(landing: Location, lake: Location, source: str, fmt: str) -> list[LandingFile]:
-    """The files of ``landing/<source>/`` whose fingerprint the bronze table has not recorded."""
+    """The files of ``landing/<source>/`` whose fingerprint the bronze table has not recorded
+    (as ingested) nor the bad-file table (as unreadable: such a file is retried only once
+    it changes)."""
     if fmt not in FORMATS:
         raise ValueError(f"source {source!r}: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     folder = landing.child(source)
@@ -81,6 +123,7 @@ def list_new_files(landing: Location, lake: Location, source: str, fmt: str) -> 
     if not folder.exists():
         return []
     ingested = delta.app_transactions(table_location)
+    bad = delta.app_transactions(bad_files_location(lake))
     files = []
     for info in sorted(folder.fs.ls(folder.uri, detail=True), key=lambda i: i["name"]):
         name = info["name"].rsplit("/", 1)[-1]
@@ -95,8 +138,9 @@ def list_new_files(landing: Location, lake: Location, source: str, fmt: str) -> 
             fingerprint(info),
             table_location,
         )
-        if ingested.get(candidate.app_id) != candidate.fingerprint:
-            files.append(candidate)
+        if candidate.fingerprint in (ingested.get(candidate.app_id), bad.get(candidate.app_id)):
+            continue
+        files.append(candidate)
     return files
 
 
@@ -116,17 +160,111 @@ def estimate_rows(file: LandingFile) -> int:
         return max(0, handle.read().count(b"\n") - 1)
 
 
-def read_landing_file(file: LandingFile, fs) -> pl.DataFrame:
-    """The file's rows as landed: CSV columns all as text (typing happens in silver)."""
-    with fs.open(file.uri, "rb") as handle:
-        if file.format == "csv":
-            return pl.read_csv(handle, infer_schema=False)
-        return pl.read_parquet(handle).with_columns(pl.col(pl.String).cast(pl.String))
+def bad_files_location(lake: Location) -> Location:
+    return lake.child("_quarantine", "_files")
 
 
-def stage(file: LandingFile, fs, run_id: str, ingested_at: datetime) -> StagedFile:
-    """Read one landing file, add lineage columns and write it as Parquet into its table."""
-    rows = read_landing_file(file, fs).with_columns(
+def read_landing_file(file: LandingFile, expected: pa.Schema | None = None) -> pl.DataFrame:
+    """The file's rows as landed: CSV and JSON values as text (typing happens in silver).
+
+    Raises ``BadFileError`` for a file that is not what its format and source promise:
+    zero bytes, broken gzip, not UTF-8, unparseable, or columns missing or retyped against
+    ``expected`` (the bronze table's schema so far).
+    """
+    with Location(file.uri).fs.open(file.uri, "rb") as handle:
+        data = handle.read()
+    if not data:
+        raise BadFileError("empty_file", "the file has zero bytes")
+    if file.uri.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:
+            raise BadFileError("corrupt_gzip", f"not a complete gzip stream ({error})") from None
+    if file.format == "parquet":
+        frame = _parquet(data)
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise BadFileError(
+                "not_utf8", f"byte {error.start} (line {line}) is not UTF-8"
+            ) from None
+        frame = _csv(data) if file.format == "csv" else _jsonl(text)
+    _check_columns(frame, expected, file)
+    return frame
+
+
+def _csv(data: bytes) -> pl.DataFrame:
+    try:
+        return pl.read_csv(io.BytesIO(data), infer_schema=False)
+    except (pl.exceptions.PolarsError, ValueError) as error:
+        raise BadFileError("unreadable_csv", str(error).strip().splitlines()[0]) from None
+
+
+def _jsonl(text: str) -> pl.DataFrame:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise BadFileError("broken_json_line", f"line {number}: {error.msg}") from None
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    return frame.select(pl.all().cast(pl.String))
+
+
+def _parquet(data: bytes) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(io.BytesIO(data)).with_columns(pl.col(pl.String).cast(pl.String))
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise BadFileError("unreadable_parquet", str(error).strip().splitlines()[0]) from None
+
+
+def _check_columns(frame: pl.DataFrame, expected: pa.Schema | None, file: LandingFile) -> None:
+    """The entity's columns must be there; columns the table has keep their type; new
+    columns are welcome (schema evolution)."""
+    required = list(ENTITIES[file.source].columns) if file.source in ENTITIES else []
+    missing = [name for name in required if name not in frame.columns]
+    if missing:
+        hint = ""
+        if len(frame.columns) == 1 and any(sep in frame.columns[0] for sep in ";|\t"):
+            hint = f" (the header reads {frame.columns[0]!r}: wrong delimiter?)"
+        raise BadFileError(
+            "missing_columns", f"bronze/{file.source} needs {', '.join(missing)}{hint}"
+        )
+    if expected is None:
+        return
+    arrow = frame.head(0).to_arrow().schema
+    for field in expected:
+        if field.name.startswith("_") or field.name not in arrow.names:
+            continue
+        new = arrow.field(field.name).type
+        old = field.type
+        if _comparable(new) != _comparable(old):
+            raise BadFileError(
+                "changed_type",
+                f"bronze/{file.source} column {field.name} was {old}, this file has {new}",
+            )
+
+
+def _comparable(dtype: pa.DataType) -> pa.DataType:
+    return (
+        pa.string() if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype) else dtype
+    )
+
+
+def stage(file: LandingFile, run_id: str, ingested_at: datetime) -> StagedFile | BadFile:
+    """Read one landing file, add lineage columns and write it as Parquet into its table;
+    a file that cannot be read as promised comes back as a ``BadFile``, nothing staged."""
+    table = delta.open_table(file.table)
+    expected = table.schema().to_arrow() if table is not None else None
+    try:
+        frame = read_landing_file(file, pa.schema(expected) if expected is not None else None)
+    except BadFileError as error:
+        return BadFile(file, error.kind, str(error))
+    rows = frame.with_columns(
         _source_file=pl.lit(file.uri, pl.String),
         _ingested_at=pl.lit(ingested_at, LINEAGE["_ingested_at"]),
         _run_id=pl.lit(run_id, pl.String),
@@ -190,6 +328,50 @@ def commit_staged(
     return delta.WriteResult(
         f"bronze/{source}", table_location.uri, "append", rows, table.version()
     )
+
+
+def record_bad_files(lake: Location, bad: list[BadFile], run_id: str) -> delta.WriteResult | None:
+    """Record unreadable files (left where they are) in ``_quarantine/_files``, each once per
+    version of the file: an app transaction per file holds the fingerprint recorded."""
+    location = bad_files_location(lake)
+    known = delta.app_transactions(location)
+    new = [b for b in bad if known.get(b.file.app_id) != b.file.fingerprint]
+    if not new:
+        return None
+    now = datetime.now(UTC)
+    rows = pa.Table.from_pylist(
+        [
+            {
+                "source": b.file.source,
+                "file": b.file.uri,
+                "size": b.file.size,
+                "fingerprint": b.file.fingerprint,
+                "error": b.error,
+                "message": b.message,
+                "run_id": run_id,
+                "recorded_at": now,
+            }
+            for b in new
+        ],
+        schema=BAD_FILES_SCHEMA,
+    )
+    app_id = "bronze:bad_files"
+    batch = delta.last_batch(delta.open_table(location), app_id) + 1
+    properties = delta.commit_properties(
+        app_id,
+        batch,
+        {"files": len(new)},
+        run_id,
+        extra_transactions=[Transaction(b.file.app_id, b.file.fingerprint) for b in new],
+    )
+    version = delta.append(location, rows, properties)
+    return delta.WriteResult(location.name, location.uri, "append", len(new), version)
+
+
+def discard(staged: list[StagedFile]) -> None:
+    """Remove staged Parquet files that will not be committed."""
+    for s in staged:
+        s.file.table.fs.rm(s.file.table.child(s.path).uri)
 
 
 def commit_groups(staged: list[StagedFile], max_rows: int) -> list[list[StagedFile]]:

@@ -94,18 +94,45 @@ def landing_file(files_to_ingest: list[ingest.LandingFile]) -> Parallelizable[in
 
 def staged_file(
     landing_file: ingest.LandingFile, run_id: str, ingested_at: datetime
-) -> ingest.StagedFile:
-    """The file's rows with lineage columns, staged as Parquet in its bronze table."""
-    return ingest.stage(landing_file, landing_file.table.fs, run_id, ingested_at)
+) -> ingest.StagedFile | ingest.BadFile:
+    """The file's rows with lineage columns, staged as Parquet in its bronze table (or, for
+    a file that cannot be read as its format promises, why not)."""
+    return ingest.stage(landing_file, run_id, ingested_at)
 
 
 def bronze_tables(
-    staged_file: Collect[ingest.StagedFile], run_id: str, max_rows_per_commit: int
+    staged_file: Collect[ingest.StagedFile | ingest.BadFile],
+    lake: Location,
+    run_id: str,
+    max_rows_per_commit: int,
+    on_bad_file: str,
 ) -> list[WriteResult]:
     """This run's staged files committed to their bronze tables with their file watermarks,
-    at most ``max_rows_per_commit`` rows a commit so that silver batches stay bounded."""
+    at most ``max_rows_per_commit`` rows a commit so that silver batches stay bounded.
+
+    Unreadable files stay where they are. ``on_bad_file: skip`` records them in
+    ``_quarantine/_files`` and loads the rest; ``fail`` commits nothing and says which."""
+    outcomes = list(staged_file)
+    bad = [o for o in outcomes if isinstance(o, ingest.BadFile)]
+    staged = [o for o in outcomes if isinstance(o, ingest.StagedFile)]
+    if on_bad_file not in ("skip", "fail"):
+        ingest.discard(staged)
+        raise ValueError(
+            f"conf/pipelines/bronze.yml run.config.on_bad_file: {on_bad_file!r} is not skip or fail"
+        )
+    if bad and on_bad_file == "fail":
+        ingest.discard(staged)
+        listing = "\n  ".join(str(b) for b in bad)
+        raise ValueError(
+            f"bronze: {len(bad)} unreadable landing file(s), nothing committed:\n  {listing}"
+        )
     results = []
-    for group in ingest.commit_groups(list(staged_file), max_rows_per_commit):
+    for b in bad:
+        logger.warning(f"bronze: skipped, left in place: {b}")
+    recorded = ingest.record_bad_files(lake, bad, run_id)
+    if recorded is not None:
+        results.append(recorded)
+    for group in ingest.commit_groups(staged, max_rows_per_commit):
         source = group[0].file.source
         result = ingest.commit_staged(group[0].file.table, source, group, run_id)
         logger.info(f"bronze: {result} ({len(group)} files)")
