@@ -240,9 +240,8 @@ def _check_columns(frame: pl.DataFrame, expected: pa.Schema | None, file: Landin
     for field in expected:
         if field.name.startswith("_") or field.name not in arrow.names:
             continue
-        new = arrow.field(field.name).type
-        old = field.type
-        if _comparable(new) != _comparable(old):
+        new, old = _comparable(arrow.field(field.name).type), _comparable(field.type)
+        if new != old:
             raise BadFileError(
                 "changed_type",
                 f"bronze/{file.source} column {field.name} was {old}, this file has {new}",
