@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction, Transaction
+from loguru import logger
 
 from lakehouse import delta
 from lakehouse.storage import Location
@@ -294,7 +295,9 @@ def commit_staged(
     """Add the staged files to the bronze table in one commit with their file watermarks."""
     schema = _unified_schema([s.schema for s in staged])
     table = delta.ensure_table(table_location, schema)
-    delta.add_missing_columns(table, schema)
+    added = delta.add_missing_columns(table, schema)
+    if added:
+        logger.warning(f"bronze/{source}: new column(s) {', '.join(added)} added to the table")
     table.update_incremental()
 
     fresh = [s for s in staged if delta.last_batch(table, s.file.app_id) != s.file.fingerprint]
