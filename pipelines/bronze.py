@@ -8,12 +8,13 @@ rows; one commit per table adds them with the file watermark (see ``lakehouse.in
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
 from hamilton.htypes import Collect, Parallelizable
 from loguru import logger
 
-from lakehouse import ingest
+from lakehouse import ingest, settings
 from lakehouse.delta import WriteResult
 from lakehouse.runs import RunMode, check_watermark, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
@@ -21,13 +22,14 @@ from lakehouse.storage import Location
 
 
 def lake(lake_root: str) -> Location:
-    """The lake's root folder (bronze, silver, gold and quarantine tables live below it)."""
-    return Location.from_uri(lake_root)
+    """The lake's root folder (the YAML's keys are checked here, before any read or write)."""
+    settings.check_keys("bronze", sys.modules[__name__])
+    return settings.location("lake_root", lake_root, "bronze")
 
 
 def landing(landing_root: str) -> Location:
-    """The landing zone's root folder."""
-    return Location.from_uri(landing_root)
+    """The landing zone's root folder; it must exist."""
+    return settings.location("landing_root", landing_root, "bronze", must_exist=True)
 
 
 def run_id() -> str:
@@ -42,6 +44,13 @@ def ingested_at() -> datetime:
 
 def new_landing_files(landing: Location, lake: Location, sources: dict) -> list[ingest.LandingFile]:
     """Landing files not yet in bronze: new, late, or rewritten since their last ingestion."""
+    for source, spec in sources.items():
+        fmt = (spec or {}).get("format")
+        if fmt not in ingest.FORMATS:
+            raise ValueError(
+                f"conf/pipelines/bronze.yml run.config.sources.{source}.format: {fmt!r} is not "
+                f"one of {', '.join(ingest.FORMATS)}"
+            )
     files = [
         file
         for source, spec in sources.items()

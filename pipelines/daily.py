@@ -8,9 +8,12 @@ and since every layer is idempotent, rerunning ``daily`` finishes the work.
 from __future__ import annotations
 
 import os
+import sys
 
 from flowerpower import FlowerPowerProject
 from loguru import logger
+
+from lakehouse import settings
 
 REBUILDING_LAYERS = ("silver", "gold")
 
@@ -31,6 +34,7 @@ def layer_outputs(project_dir: str, layers: list[str], layer_inputs: dict) -> di
 
     A backfill or full refresh runs only the layers that rebuild (silver, gold); a plan runs
     every layer in plan mode."""
+    settings.check_keys("daily", sys.modules[__name__])
     rebuild = any(key in layer_inputs for key in ("from_date", "to_date", "full_refresh"))
     project = FlowerPowerProject.load(base_dir=os.path.abspath(project_dir))
     outputs = {}

@@ -11,7 +11,9 @@ replaced. Money is summed as exact decimals in DuckDB.
 
 from __future__ import annotations
 
-from lakehouse import gold
+import sys
+
+from lakehouse import gold, settings
 from lakehouse.delta import WriteResult
 from lakehouse.runs import RunMode, check_watermark, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
@@ -113,8 +115,9 @@ CUSTOMER_VALUE = gold.Mart(
 
 
 def lake(lake_root: str) -> Location:
-    """The lake's root folder."""
-    return Location.from_uri(lake_root)
+    """The lake's root folder (the YAML's keys are checked here, before any read or write)."""
+    settings.check_keys("gold", sys.modules[__name__])
+    return settings.location("lake_root", lake_root, "gold")
 
 
 def silver_snapshot(lake: Location) -> gold.SilverSnapshot:

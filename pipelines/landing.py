@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import polars as pl
 from loguru import logger
 
 from lakehouse import landing as drops
-from lakehouse import tpch
+from lakehouse import settings, tpch
 from lakehouse.storage import Location, write_bytes_once
 
 # Upstream exports split big snapshots into parts; so does the demo (SF1 partsupp: 4 files).
@@ -26,8 +27,9 @@ SNAPSHOT_ROWS_PER_FILE = 250_000
 
 
 def landing(landing_root: str) -> Location:
-    """The landing zone's root folder."""
-    return Location.from_uri(landing_root)
+    """The landing zone's root folder (the YAML's keys are checked here, before any write)."""
+    settings.check_keys("landing", sys.modules[__name__])
+    return settings.location("landing_root", landing_root, "landing")
 
 
 def tpch_dir(scale_factor: float, tpch_cache_dir: str) -> Path:

@@ -10,7 +10,9 @@ Line items are checked against silver orders, so ``silver_lineitem`` runs after
 
 from __future__ import annotations
 
-from lakehouse import silver
+import sys
+
+from lakehouse import settings, silver
 from lakehouse.delta import WriteResult
 from lakehouse.runs import RunMode, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
@@ -19,8 +21,9 @@ from lakehouse.tpch import ENTITIES
 
 
 def lake(lake_root: str) -> Location:
-    """The lake's root folder."""
-    return Location.from_uri(lake_root)
+    """The lake's root folder (the YAML's keys are checked here, before any read or write)."""
+    settings.check_keys("silver", sys.modules[__name__])
+    return settings.location("lake_root", lake_root, "silver")
 
 
 def run_id() -> str:
