@@ -100,6 +100,52 @@ class Watermark:
         return mark
 
 
+@dataclass(frozen=True)
+class Policy:
+    """What silver does with invalid rows (``on_invalid`` and ``max_invalid_fraction`` in YAML).
+
+    quarantine: invalid rows go to quarantine; above the budget the batch fails, nothing
+    committed. warn: the same, but above the budget only a warning. fail: any invalid row
+    fails the batch before anything is committed. Superseded duplicates are not invalid.
+    """
+
+    on_invalid: str = "quarantine"
+    max_invalid_fraction: float = 0.25
+
+    def __post_init__(self):
+        where = "conf/pipelines/silver.yml run.config"
+        if self.on_invalid not in ("quarantine", "warn", "fail"):
+            raise ValueError(
+                f"{where}.on_invalid: {self.on_invalid!r} is not quarantine, warn or fail"
+            )
+        if not 0 <= self.max_invalid_fraction <= 1:
+            raise ValueError(
+                f"{where}.max_invalid_fraction: {self.max_invalid_fraction} is not in [0, 1]"
+            )
+
+    def check(self, table: str, rows_read: int, rejected: pl.DataFrame) -> None:
+        """Raise before any write if this batch's invalid rows break the policy."""
+        invalid = rejected.filter(pl.col("_rule") != "duplicate")
+        if invalid.is_empty():
+            return
+        by_rule = ", ".join(
+            f"{r} {n}" for r, n in invalid.group_by("_rule").len().sort("_rule").iter_rows()
+        )
+        fraction = invalid.height / max(rows_read, 1)
+        summary = (
+            f"{table}: {invalid.height:,} of {rows_read:,} rows invalid ({fraction:.1%}: {by_rule})"
+        )
+        if self.on_invalid == "fail":
+            raise ValueError(
+                f"{summary}; on_invalid is fail: nothing committed. First: {invalid['_reason'][0]}"
+            )
+        if fraction > self.max_invalid_fraction:
+            message = f"{summary}, above max_invalid_fraction {self.max_invalid_fraction:.0%}"
+            if self.on_invalid == "quarantine":
+                raise ValueError(f"{message}: nothing committed")
+            logger.warning(message)
+
+
 def _rows_per_version(bronze_table, after: int, through: int) -> list[tuple[int, int]]:
     """(version, rows appended) of the bronze commits in ``(after, through]``, oldest first."""
     sizes = []
@@ -329,6 +375,7 @@ def refresh(
     mode: RunMode,
     watermark: Watermark = Watermark(),
     order_keys: pl.Series | None = None,
+    policy: Policy = Policy(),
 ) -> list[delta.WriteResult]:
     """Bring silver/<entity> up to date with bronze, as ``mode`` says.
 
@@ -341,7 +388,7 @@ def refresh(
     quarantine = lake.child("_quarantine", entity.name)
     app_id = f"silver:{entity.name}"
     if mode.date_range or mode.full_refresh:
-        return _rebuild(entity, bronze, target, quarantine, run_id, mode, order_keys)
+        return _rebuild(entity, bronze, target, quarantine, run_id, mode, order_keys, policy)
     if mode.plan:
         _log_plan(entity, bronze, target, quarantine, app_id, max_rows_per_batch)
         return []
@@ -350,12 +397,14 @@ def refresh(
         batch = plan_column_batch(bronze, target, quarantine, app_id, watermark)
         if batch is not None:
             results = _process(
-                entity, batch, bronze, target, quarantine, app_id, run_id, order_keys
+                entity, batch, bronze, target, quarantine, app_id, run_id, order_keys, policy
             )
     while watermark.kind == "version" and (
         batch := plan_batch(bronze, target, quarantine, app_id, max_rows_per_batch)
     ):
-        results += _process(entity, batch, bronze, target, quarantine, app_id, run_id, order_keys)
+        results += _process(
+            entity, batch, bronze, target, quarantine, app_id, run_id, order_keys, policy
+        )
     if not results:
         logger.info(f"silver/{entity.name}: up to date")
     return results
@@ -370,6 +419,7 @@ class SilverRun:
     max_rows_per_batch: int
     mode: RunMode
     watermark: Watermark
+    policy: Policy = Policy()
 
     def refresh(
         self, entity: Entity, order_keys: pl.Series | None = None
@@ -382,6 +432,7 @@ class SilverRun:
             self.mode,
             self.watermark,
             order_keys,
+            self.policy,
         )
 
 
@@ -428,7 +479,7 @@ def bronze_rows_between(
 
 
 def _rebuild(
-    entity, bronze, target, quarantine, run_id, mode, order_keys
+    entity, bronze, target, quarantine, run_id, mode, order_keys, policy
 ) -> list[delta.WriteResult]:
     if delta.open_table(bronze) is None:
         logger.info(f"silver/{entity.name}: no bronze table yet")
@@ -438,6 +489,7 @@ def _rebuild(
     for dates in _date_ranges(entity, mode):
         raw = bronze_rows_between(bronze, entity, dates)
         valid, rejected = split(raw, entity, order_keys)
+        policy.check(f"silver/{entity.name}", raw.height, rejected)
         span = f"{dates[0]}..{dates[1]}" if dates else "all rows"
         if mode.plan:
             logger.info(f"PLAN silver/{entity.name} {mode}: {span}: {raw.height:,} bronze rows")
@@ -474,9 +526,12 @@ def _not_yet_quarantined(quarantine: Location, rows: pl.DataFrame) -> pl.DataFra
     return rows.join(known, on="row_key", how="anti")
 
 
-def _process(entity, batch, bronze, target, quarantine, app_id, run_id, order_keys):
+def _process(
+    entity, batch, bronze, target, quarantine, app_id, run_id, order_keys, policy=Policy()
+):
     raw = bronze_rows(bronze, batch)
     valid, rejected = split(raw, entity, order_keys)
+    policy.check(f"silver/{entity.name}", raw.height, rejected)
     properties = delta.commit_properties(app_id, batch.number, batch.watermark, run_id)
     results = []
     if not batch.quarantined:

@@ -43,11 +43,23 @@ def run_mode(
 
 
 def silver_run(
-    lake: Location, run_id: str, max_rows_per_batch: int, run_mode: RunMode, watermark: dict
+    lake: Location,
+    run_id: str,
+    max_rows_per_batch: int,
+    run_mode: RunMode,
+    watermark: dict,
+    on_invalid: str,
+    max_invalid_fraction: float,
 ) -> silver.SilverRun:
-    """This run's settings; ``watermark`` (silver.yml) says how new bronze rows are found."""
+    """This run's settings: ``watermark`` says how new bronze rows are found, ``on_invalid``
+    and ``max_invalid_fraction`` what happens to invalid rows (silver.yml)."""
     return silver.SilverRun(
-        lake, run_id, max_rows_per_batch, run_mode, silver.Watermark.from_config(watermark)
+        lake,
+        run_id,
+        max_rows_per_batch,
+        run_mode,
+        silver.Watermark.from_config(watermark),
+        silver.Policy(on_invalid, float(max_invalid_fraction)),
     )
 
 
