@@ -142,3 +142,22 @@ def test_json_lines_sources_load_and_a_broken_line_is_named(lakehouse):
     assert sorted(lakehouse.table("bronze/events")["id"].to_list()) == ["1", "2", "3"]
     recorded = lakehouse.table("_quarantine/_files")
     assert recorded["message"].to_list() == ["line 2: Expecting value"]
+
+
+def test_the_quarantine_report_counts_rows_and_files_by_rule(landed):
+    _drop_bad_files(landed)
+    landed.run("bronze")
+    landed.run("silver")
+    counts = landed.run("quarantine", final_vars=["quarantine_counts", "quarantine_report"])
+    report = counts["quarantine_counts"]
+    lines = landed.table("_quarantine/lineitem")["rule"].value_counts()
+    for rule, rows in lines.iter_rows():
+        assert (
+            report.filter((pl.col("table") == "silver/lineitem") & (pl.col("rule") == rule))[
+                "rows"
+            ].item()
+            == rows
+        )
+    files = report.filter(pl.col("table") == "landing files")
+    assert files["rows"].sum() == 7 and "not_utf8" in files["rule"].to_list()
+    assert "Quarantined in the last 7 days" in counts["quarantine_report"]

@@ -178,9 +178,13 @@ def test_small_commits_and_batches_give_the_same_lake(lakehouse):
 @pytest.mark.parametrize("policy", ["quarantine", "warn"])
 def test_silver_equals_the_originals_under_each_policy_that_finishes(lakehouse, policy):
     lakehouse.configure("landing", defect_rate=0.05, days_per_run=4)
-    lakehouse.configure("silver", on_invalid=policy, max_invalid_fraction=0.05 if policy == "warn" else 0.5)
+    lakehouse.configure(
+        "silver", on_invalid=policy, max_invalid_fraction=0.05 if policy == "warn" else 0.5
+    )
     lakehouse.run("daily")
-    con = truth.delivered(lakehouse.generated(), lakehouse.manifests(), date(1992, 1, 1), lakehouse.last_day())
+    con = truth.delivered(
+        lakehouse.generated(), lakehouse.manifests(), date(1992, 1, 1), lakehouse.last_day()
+    )
     for entity in ("orders", "lineitem"):
         assert_frame_equal(_silver(lakehouse, entity), truth.entity_rows(con, entity))
 
@@ -188,12 +192,20 @@ def test_silver_equals_the_originals_under_each_policy_that_finishes(lakehouse, 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"on_invalid": "fail"}, r"silver/orders: \d+ of \d+ rows invalid .*on_invalid is fail: nothing committed"),
-        ({"max_invalid_fraction": 0.01}, r"silver/orders: .* above max_invalid_fraction 1%: nothing committed"),
+        (
+            {"on_invalid": "fail"},
+            r"silver/orders: \d+ of \d+ rows invalid .*on_invalid is fail: nothing committed",
+        ),
+        (
+            {"max_invalid_fraction": 0.01},
+            r"silver/orders: .* above max_invalid_fraction 1%: nothing committed",
+        ),
         ({"on_invalid": "drop"}, r"on_invalid: 'drop' is not quarantine, warn or fail"),
     ],
 )
-def test_invalid_rows_beyond_the_policy_fail_the_batch_and_commit_nothing(lakehouse, settings, message):
+def test_invalid_rows_beyond_the_policy_fail_the_batch_and_commit_nothing(
+    lakehouse, settings, message
+):
     lakehouse.configure("landing", defect_rate=0.05, days_per_run=4)
     lakehouse.configure("silver", **settings)
     lakehouse.run("landing")
