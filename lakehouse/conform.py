@@ -1,4 +1,6 @@
-"""Silver conforming: type raw bronze rows, find the invalid ones, keep one row per key.
+"""Silver conforming: type raw bronze rows, find the ones that do not parse, keep one per key.
+
+Ranges, allowed values and the grain are the contracts' business (``lakehouse.contracts``).
 
 Pure functions on Polars frames; no I/O. A row that breaks a rule is never dropped
 silently: it leaves with ``_rule`` (the first rule it broke) and ``_reason`` (every problem,
@@ -7,28 +9,11 @@ readable) so the caller can quarantine it.
 
 from __future__ import annotations
 
-from datetime import date
-
 import polars as pl
 
-from lakehouse.tpch import FIRST_DATE, LAST_DATE, Entity
+from lakehouse.tpch import Entity
 
 ORDER_OF_ARRIVAL = ("_commit_version", "_ingested_at", "_source_file")
-
-# (column, lowest allowed, highest allowed); None leaves that side open.
-RANGES: dict[str, list[tuple[str, object, object]]] = {
-    "orders": [("o_totalprice", 0, None)],
-    "lineitem": [
-        ("l_quantity", 0.01, None),
-        ("l_extendedprice", 0, None),
-        ("l_discount", 0, 0.10),
-        ("l_tax", 0, 0.08),
-    ],
-}
-ALLOWED: dict[str, dict[str, tuple[str, ...]]] = {
-    "orders": {"o_orderstatus": ("O", "F", "P")},
-    "lineitem": {"l_returnflag": ("A", "N", "R"), "l_linestatus": ("O", "F")},
-}
 
 
 def missing_columns(raw_columns: list[str], entity: Entity) -> list[str]:
@@ -62,26 +47,6 @@ def _checks(entity: Entity, raw: dict[str, str], typed: dict[str, str]) -> list[
             f"{column}='{{}}' is not a valid {entity.columns[column]}", pl.col(raw[column])
         )
         checks.append(("unparseable_value", broken, reason))
-    for column, dtype in entity.columns.items():
-        if dtype == pl.Date:
-            value = pl.col(typed[column])
-            first, last = date.fromisoformat(FIRST_DATE), date.fromisoformat(LAST_DATE)
-            reason = pl.format(f"{column}={{}} outside {FIRST_DATE}..{LAST_DATE}", value)
-            checks.append(
-                ("out_of_range", (~value.is_between(first, last)).fill_null(False), reason)
-            )
-    for column, low, high in RANGES.get(entity.name, []):
-        value = pl.col(typed[column])
-        if low is not None:
-            reason = pl.format(f"{column}={{}} below {low}", value)
-            checks.append(("out_of_range", (value < low).fill_null(False), reason))
-        if high is not None:
-            reason = pl.format(f"{column}={{}} above {high}", value)
-            checks.append(("out_of_range", (value > high).fill_null(False), reason))
-    for column, allowed in ALLOWED.get(entity.name, {}).items():
-        value = pl.col(typed[column])
-        reason = pl.format(f"{column}='{{}}' not one of {'/'.join(allowed)}", pl.col(raw[column]))
-        checks.append(("not_allowed", ~value.is_in(allowed) & value.is_not_null(), reason))
     return checks
 
 

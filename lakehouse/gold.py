@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import write_deltalake
 from loguru import logger
 
-from lakehouse import delta
+from lakehouse import contracts, delta
 from lakehouse.runs import RunMode
 from lakehouse.storage import Location
 from lakehouse.tpch import FIRST_DATE, LAST_DATE
@@ -135,6 +136,7 @@ def refresh(
         return record_unchanged(target, properties)
     con.register("touched", touched)
     data = con.sql(mart.compute_sql.format(**_bounds(touched, column))).to_arrow_table()
+    contracts.check_table(pl.from_arrow(data), contracts.GOLD[mart.name], target.name)
     if mode.full_refresh:
         result = overwrite(target, data, mart.partition, properties)
     elif mart.partition:

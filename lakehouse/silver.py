@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 
-from lakehouse import conform, delta
+from lakehouse import conform, contracts, delta
 from lakehouse.runs import RunMode
 from lakehouse.storage import Location
 from lakehouse.tpch import FIRST_DATE, LAST_DATE, Entity
@@ -266,11 +266,17 @@ def split(
     missing = conform.missing_columns(raw.columns, entity)
     if missing:
         raise ValueError(f"bronze/{entity.name} lacks required column(s) {', '.join(missing)}")
+    table = f"silver/{entity.name}"
     rows = conform.conformed(raw, entity)
     broken = rows.filter(pl.col("_rule").is_not_null())
     rejected = [conform.with_reasons(broken, entity).with_columns(_raw=conform.raw_text(broken))]
-    valid = conform.without_raw(rows.filter(pl.col("_rule").is_null()))
+    parsed = rows.filter(pl.col("_rule").is_null()).drop("_rule").with_row_index("__row")
     del rows
+    rules = contracts.SILVER_ROWS[entity.name]
+    failed = contracts.failures(parsed.select(list(entity.columns)), rules, table)
+    against_contract = parsed.join(failed, on="__row")
+    rejected.append(against_contract.with_columns(_raw=conform.raw_text(against_contract)))
+    valid = conform.without_raw(parsed.join(failed, on="__row", how="anti")).drop("__row")
     valid, duplicates = conform.deduplicated(valid, entity)
     rejected.append(duplicates)
     if order_keys is not None:
@@ -284,8 +290,9 @@ def split(
             )
         )
         valid = valid.filter(~orphan)
-    rejected[1:] = [r.with_columns(_raw=conform.raw_text(r)) for r in rejected[1:]]
-    rejected = pl.concat(rejected, how="diagonal_relaxed")
+    rejected[2:] = [r.with_columns(_raw=conform.raw_text(r)) for r in rejected[2:]]
+    rejected = pl.concat(rejected, how="diagonal_relaxed").drop("__row", strict=False)
+    contracts.check_table(valid.select(list(entity.columns)), contracts.SILVER[entity.name], table)
     return conform.with_partition(valid, entity), rejected
 
 

@@ -43,9 +43,6 @@ def _raw(*changes: dict) -> pl.DataFrame:
             "o_orderdate='1995-02-30' is not a valid Date",
         ),
         ({"o_totalprice": "12,5"}, "unparseable_value", "o_totalprice='12,5'"),
-        ({"o_totalprice": "-1.00"}, "out_of_range", "o_totalprice=-1.00 below 0"),
-        ({"o_orderdate": "2031-01-01"}, "out_of_range", "outside 1992-01-01..1998-12-31"),
-        ({"o_orderstatus": "X"}, "not_allowed", "o_orderstatus='X' not one of O/F/P"),
     ],
 )
 def test_each_rule_rejects_with_a_readable_reason(change, rule, reason):
@@ -54,6 +51,43 @@ def test_each_rule_rejects_with_a_readable_reason(change, rule, reason):
     assert rows["_reason"][0] == ""  # a valid row breaks nothing
     assert reason in rows["_reason"][1]
     assert '"o_orderkey"' in rows.select(conform.raw_text(rows)).item(1, 0)  # kept for quarantine
+
+
+@pytest.mark.parametrize(
+    ("change", "rule", "reason"),
+    [
+        (
+            {"o_totalprice": "-1.00"},
+            "out_of_range",
+            "o_totalprice=-1.00 fails greater_than_or_equal_to(0)",
+        ),
+        (
+            {"o_orderdate": "2031-01-01"},
+            "out_of_range",
+            "o_orderdate=2031-01-01 fails less_than_or_equal_to(1998-12-31)",
+        ),
+        ({"o_orderstatus": "X"}, "not_allowed", "o_orderstatus=X fails isin(['O', 'F', 'P'])"),
+    ],
+)
+def test_the_contract_rejects_with_a_readable_reason(change, rule, reason):
+    valid, rejected = silver.split(_raw({}, change), ORDERS, order_keys=None)
+    assert valid["o_orderkey"].to_list() == [1] and rejected["_rule"].to_list() == [rule]
+    assert reason in rejected["_reason"][0]
+    assert '"o_totalprice"' in rejected["_raw"][0]  # the row as it arrived, for quarantine
+
+
+def test_a_batch_of_the_wrong_type_breaks_the_contract_as_a_whole():
+    from lakehouse import contracts
+
+    frame = conform.without_raw(conform.conformed(_raw({}), ORDERS)).drop("_rule")
+    with pytest.raises(
+        contracts.ContractError, match="silver/orders breaks its contract as a whole: o_custkey"
+    ):
+        contracts.failures(
+            frame.with_columns(pl.col("o_custkey").cast(pl.String)).select(list(ORDERS.columns)),
+            contracts.SILVER["orders"],
+            "silver/orders",
+        )
 
 
 def test_valid_rows_are_typed():
