@@ -19,9 +19,10 @@ class RunMode:
     plan: bool = False
     date_range: tuple[date, date] | None = None
     full_refresh: bool = False
+    replay: bool = False  # silver: re-process quarantined rows
 
     def __str__(self) -> str:
-        kind = "full refresh" if self.full_refresh else "incremental"
+        kind = "full refresh" if self.full_refresh else "replay" if self.replay else "incremental"
         if self.date_range:
             kind = f"backfill {self.date_range[0]}..{self.date_range[1]}"
         return kind
@@ -32,6 +33,7 @@ def run_mode(
     from_date: str | None = None,
     to_date: str | None = None,
     full_refresh: bool = False,
+    replay: bool = False,
 ) -> RunMode:
     """Check the run's ``--inputs`` and say what the run does; a bad input names itself."""
     if (from_date is None) != (to_date is None):
@@ -46,7 +48,11 @@ def run_mode(
             raise ValueError(f"--inputs from_date {from_date} is after to_date {to_date}")
     if full_refresh and date_range:
         raise ValueError("--inputs full_refresh rebuilds everything: drop from_date/to_date")
-    return RunMode(plan=bool(plan), date_range=date_range, full_refresh=bool(full_refresh))
+    if replay and (date_range or full_refresh or plan):
+        raise ValueError(
+            "--inputs replay runs on its own: drop plan, from_date/to_date, full_refresh"
+        )
+    return RunMode(bool(plan), date_range, bool(full_refresh), bool(replay))
 
 
 def check_watermark(watermark: dict, pipeline: str, kinds: tuple[str, ...]) -> str:

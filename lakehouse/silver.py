@@ -35,6 +35,7 @@ QUARANTINE_SCHEMA = pl.Schema(
         "run_id": pl.String,
         "quarantined_at": pl.Datetime("us", "UTC"),
         "row_key": pl.String,
+        "replayed_at": pl.Datetime("us", "UTC"),  # set once a replay merged the row into silver
     }
 )
 
@@ -312,7 +313,8 @@ def quarantine_rows(rejected: pl.DataFrame, table: str, run_id: str) -> pl.DataF
     )
     identity = pl.concat_str(["table", "source_file", "row", "rule"], separator="\x1f")
     keys = [hashlib.sha1(text.encode()).hexdigest() for text in rows.select(identity).to_series()]
-    return rows.with_columns(row_key=pl.Series(keys, dtype=pl.String)).cast(QUARANTINE_SCHEMA)
+    rows = rows.with_columns(row_key=pl.Series(keys, dtype=pl.String), replayed_at=pl.lit(None))
+    return rows.cast(QUARANTINE_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -394,6 +396,8 @@ def refresh(
     target = lake.child("silver", entity.name)
     quarantine = lake.child("_quarantine", entity.name)
     app_id = f"silver:{entity.name}"
+    if mode.replay:
+        return replay(entity, lake, run_id, order_keys)
     if mode.date_range or mode.full_refresh:
         return _rebuild(entity, bronze, target, quarantine, run_id, mode, order_keys, policy)
     if mode.plan:
@@ -554,6 +558,61 @@ def _process(
     logger.info(
         f"silver/{entity.name}: {batch}: {raw.height} rows read, {valid.height} valid, "
         f"{rejected.height} rejected"
+    )
+    return results
+
+
+def replay(
+    entity: Entity, lake: Location, run_id: str, order_keys: pl.Series | None = None
+) -> list[delta.WriteResult]:
+    """Re-process quarantined rows after a contract or upstream fix (``--inputs '{"replay":
+    true}'``): rows valid now are merged into silver and marked ``replayed_at``; the others
+    stay as they were. Superseded duplicates are never replayed. A replay killed between its
+    MERGE and its marking is simply run again: the MERGE changes nothing the second time."""
+    quarantine, target = lake.child("_quarantine", entity.name), lake.child("silver", entity.name)
+    table = delta.open_table(quarantine)
+    if table is None:
+        return []
+    delta.add_missing_columns(table, QUARANTINE_SCHEMA.to_arrow())
+    table.update_incremental()
+    pending = pl.from_arrow(table.to_pyarrow_table()).filter(
+        (pl.col("rule") != "duplicate") & pl.col("replayed_at").is_null()
+    )
+    if pending.is_empty():
+        logger.info(f"silver/{entity.name}: nothing to replay")
+        return []
+    raw = pl.DataFrame([json.loads(text) for text in pending["row"]], infer_schema_length=None)
+    raw = raw.select(pl.all().cast(pl.String)).with_columns(
+        _source_file=pending["source_file"],
+        _commit_version=pending["bronze_version"],
+        _row_key=pending["row_key"],
+    )
+    valid, still_invalid = split(raw, entity, order_keys)
+    app_id = f"silver:{entity.name}:replay"
+    batch = delta.last_batch(delta.open_table(target), app_id) + 1
+    properties = delta.commit_properties(app_id, batch, {"replayed": valid.height}, run_id)
+    results = [merge(target, entity, valid, properties)]
+    if valid.height:
+        marks = pa.table(
+            {
+                "row_key": valid["_row_key"].to_arrow(),
+                "replayed_at": pa.array(
+                    [datetime.now(UTC)] * valid.height, pa.timestamp("us", "UTC")
+                ),
+            }
+        )
+        table.merge(
+            marks, "t.row_key = s.row_key", source_alias="s", target_alias="t"
+        ).when_matched_update({"replayed_at": "s.replayed_at"}).execute()
+        table.update_incremental()
+        results.append(
+            delta.WriteResult(
+                quarantine.name, quarantine.uri, "replayed", valid.height, table.version()
+            )
+        )
+    logger.info(
+        f"silver/{entity.name}: replayed {pending.height} quarantined rows: {valid.height} merged, "
+        f"{still_invalid.height} still invalid"
     )
     return results
 

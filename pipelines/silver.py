@@ -36,10 +36,11 @@ def run_mode(
     from_date: str | None = None,
     to_date: str | None = None,
     full_refresh: bool = False,
+    replay: bool = False,
 ) -> RunMode:
     """What this run does, from ``--inputs``: the next batches (default), ``plan``, a backfill
-    (``from_date``/``to_date``) or ``full_refresh``."""
-    return parse_run_mode(plan, from_date, to_date, full_refresh)
+    (``from_date``/``to_date``), ``full_refresh``, or ``replay`` of quarantined rows."""
+    return parse_run_mode(plan, from_date, to_date, full_refresh, replay)
 
 
 def silver_run(
