@@ -53,7 +53,7 @@ def main() -> None:
         _commit_version=pl.lit(1, pl.Int64), _source_file=pl.lit("bench.csv")
     )
     started = time.perf_counter()
-    valid, rejected_rows = silver.split(raw, entity, order_keys=None)
+    valid, rejected_rows = silver.split(raw, entity, parent_keys=None)
     whole = time.perf_counter() - started
 
     print(f"\n{lines.height:,} line items, {rejected.height:,} invalid")

@@ -129,6 +129,6 @@ def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.
     return valid.filter(is_latest), superseded
 
 
-def orphans(lines: pl.DataFrame, order_keys: pl.Series) -> pl.Series:
-    """Mask of line items whose order is not in silver orders."""
-    return ~lines["l_orderkey"].is_in(order_keys.implode())
+def orphans(rows: pl.DataFrame, foreign_key: str, parent_keys: pl.Series) -> pl.Series:
+    """Mask of rows whose ``foreign_key`` is not among ``parent_keys``."""
+    return ~rows[foreign_key].is_in(parent_keys.implode())

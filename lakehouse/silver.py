@@ -261,7 +261,7 @@ def bronze_rows(bronze: Location, batch: Batch | ColumnBatch) -> pl.DataFrame:
 
 
 def split(
-    raw: pl.DataFrame, entity: Entity, order_keys: pl.Series | None
+    raw: pl.DataFrame, entity: Entity, parent_keys: pl.Series | None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(valid rows, one per key, partitioned; rejected rows with rule and reason)."""
     missing = conform.missing_columns(raw.columns, entity)
@@ -280,16 +280,11 @@ def split(
     valid = conform.without_raw(parsed.join(failed, on="__row", how="anti")).drop("__row")
     valid, duplicates = conform.deduplicated(valid, entity)
     rejected.append(duplicates)
-    if order_keys is not None:
-        orphan = conform.orphans(valid, order_keys)
-        rejected.append(
-            valid.filter(orphan).with_columns(
-                _rule=pl.lit("orphan"),
-                _reason=pl.format(
-                    "l_orderkey={} has no order in silver orders", pl.col("l_orderkey")
-                ),
-            )
-        )
+    if parent_keys is not None and entity.parent:
+        foreign_key, parent, _ = entity.parent
+        orphan = conform.orphans(valid, foreign_key, parent_keys)
+        reason = pl.format(f"{foreign_key}={{}} has no row in silver/{parent}", pl.col(foreign_key))
+        rejected.append(valid.filter(orphan).with_columns(_rule=pl.lit("orphan"), _reason=reason))
         valid = valid.filter(~orphan)
     rejected[2:] = [r.with_columns(_raw=conform.raw_text(r)) for r in rejected[2:]]
     rejected = pl.concat(rejected, how="diagonal_relaxed").drop("__row", strict=False)
@@ -383,7 +378,7 @@ def refresh(
     max_rows_per_batch: int,
     mode: RunMode,
     watermark: Watermark = Watermark(),
-    order_keys: pl.Series | None = None,
+    parent_keys: pl.Series | None = None,
     policy: Policy = Policy(),
 ) -> list[delta.WriteResult]:
     """Bring silver/<entity> up to date with bronze, as ``mode`` says.
@@ -397,9 +392,9 @@ def refresh(
     quarantine = lake.child("_quarantine", entity.name)
     app_id = f"silver:{entity.name}"
     if mode.replay:
-        return replay(entity, lake, run_id, order_keys)
+        return replay(entity, lake, run_id, parent_keys)
     if mode.date_range or mode.full_refresh:
-        return _rebuild(entity, bronze, target, quarantine, run_id, mode, order_keys, policy)
+        return _rebuild(entity, bronze, target, quarantine, run_id, mode, parent_keys, policy)
     if mode.plan:
         _log_plan(entity, bronze, target, quarantine, app_id, max_rows_per_batch)
         return []
@@ -408,13 +403,13 @@ def refresh(
         batch = plan_column_batch(bronze, target, quarantine, app_id, watermark)
         if batch is not None:
             results = _process(
-                entity, batch, bronze, target, quarantine, app_id, run_id, order_keys, policy
+                entity, batch, bronze, target, quarantine, app_id, run_id, parent_keys, policy
             )
     while watermark.kind == "version" and (
         batch := plan_batch(bronze, target, quarantine, app_id, max_rows_per_batch)
     ):
         results += _process(
-            entity, batch, bronze, target, quarantine, app_id, run_id, order_keys, policy
+            entity, batch, bronze, target, quarantine, app_id, run_id, parent_keys, policy
         )
     if not results:
         logger.info(f"silver/{entity.name}: up to date")
@@ -433,7 +428,7 @@ class SilverRun:
     policy: Policy = Policy()
 
     def refresh(
-        self, entity: Entity, order_keys: pl.Series | None = None
+        self, entity: Entity, parent_keys: pl.Series | None = None
     ) -> list[delta.WriteResult]:
         return refresh(
             entity,
@@ -442,7 +437,7 @@ class SilverRun:
             self.max_rows_per_batch,
             self.mode,
             self.watermark,
-            order_keys,
+            parent_keys,
             self.policy,
         )
 
@@ -490,7 +485,7 @@ def bronze_rows_between(
 
 
 def _rebuild(
-    entity, bronze, target, quarantine, run_id, mode, order_keys, policy
+    entity, bronze, target, quarantine, run_id, mode, parent_keys, policy
 ) -> list[delta.WriteResult]:
     if delta.open_table(bronze) is None:
         logger.info(f"silver/{entity.name}: no bronze table yet")
@@ -499,7 +494,7 @@ def _rebuild(
     results = []
     for dates in _date_ranges(entity, mode):
         raw = bronze_rows_between(bronze, entity, dates)
-        valid, rejected = split(raw, entity, order_keys)
+        valid, rejected = split(raw, entity, parent_keys)
         policy.check(f"silver/{entity.name}", raw.height, rejected)
         span = f"{dates[0]}..{dates[1]}" if dates else "all rows"
         if mode.plan:
@@ -538,10 +533,10 @@ def _not_yet_quarantined(quarantine: Location, rows: pl.DataFrame) -> pl.DataFra
 
 
 def _process(
-    entity, batch, bronze, target, quarantine, app_id, run_id, order_keys, policy=Policy()
+    entity, batch, bronze, target, quarantine, app_id, run_id, parent_keys, policy=Policy()
 ):
     raw = bronze_rows(bronze, batch)
-    valid, rejected = split(raw, entity, order_keys)
+    valid, rejected = split(raw, entity, parent_keys)
     policy.check(f"silver/{entity.name}", raw.height, rejected)
     properties = delta.commit_properties(app_id, batch.number, batch.watermark, run_id)
     results = []
@@ -563,7 +558,7 @@ def _process(
 
 
 def replay(
-    entity: Entity, lake: Location, run_id: str, order_keys: pl.Series | None = None
+    entity: Entity, lake: Location, run_id: str, parent_keys: pl.Series | None = None
 ) -> list[delta.WriteResult]:
     """Re-process quarantined rows after a contract or upstream fix (``--inputs '{"replay":
     true}'``): rows valid now are merged into silver and marked ``replayed_at``; the others
@@ -587,7 +582,7 @@ def replay(
         _commit_version=pending["bronze_version"],
         _row_key=pending["row_key"],
     )
-    valid, still_invalid = split(raw, entity, order_keys)
+    valid, still_invalid = split(raw, entity, parent_keys)
     app_id = f"silver:{entity.name}:replay"
     batch = delta.last_batch(delta.open_table(target), app_id) + 1
     properties = delta.commit_properties(app_id, batch, {"replayed": valid.height}, run_id)
@@ -617,9 +612,13 @@ def replay(
     return results
 
 
-def order_keys(lake: Location) -> pl.Series:
-    """Every order key in silver orders (one narrow column)."""
-    table = delta.open_table(lake.child("silver", "orders"))
+def parent_keys(lake: Location, entity: Entity) -> pl.Series | None:
+    """The keys of the entity's parent in silver (order keys for line items, customer keys
+    for orders): one narrow column; None for an entity without a parent."""
+    if entity.parent is None:
+        return None
+    _, parent, key = entity.parent
+    table = delta.open_table(lake.child("silver", parent))
     if table is None:
-        return pl.Series("o_orderkey", [], pl.Int64)
-    return pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=["o_orderkey"]))["o_orderkey"]
+        return pl.Series(key, [], pl.Int64)
+    return pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=[key]))[key]

@@ -30,6 +30,7 @@ class Entity:
     keys: tuple[str, ...]
     partition: tuple[str, str] | None = None  # (partition column, date column it derives from)
     grain: str = ""
+    parent: tuple[str, str, str] | None = None  # (foreign key, parent entity, parent key)
 
     @property
     def partition_column(self) -> str | None:
@@ -136,6 +137,7 @@ ENTITIES: dict[str, Entity] = {
             ("o_orderkey",),
             partition=("order_month", "o_orderdate"),
             grain="One row per order.",
+            parent=("o_custkey", "customer", "c_custkey"),
         ),
         Entity(
             "lineitem",
@@ -160,6 +162,7 @@ ENTITIES: dict[str, Entity] = {
             ("l_orderkey", "l_linenumber"),
             partition=("ship_month", "l_shipdate"),
             grain="One row per order line.",
+            parent=("l_orderkey", "orders", "o_orderkey"),
         ),
     ]
 }

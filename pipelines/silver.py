@@ -94,16 +94,20 @@ def silver_customer(silver_run: silver.SilverRun) -> list[WriteResult]:
     return silver_run.refresh(ENTITIES["customer"])
 
 
-def silver_orders(silver_run: silver.SilverRun) -> list[WriteResult]:
-    """One row per order."""
-    return silver_run.refresh(ENTITIES["orders"])
+def silver_orders(
+    silver_run: silver.SilverRun, silver_customer: list[WriteResult]
+) -> list[WriteResult]:
+    """One row per order whose customer is in silver customer."""
+    orders = ENTITIES["orders"]
+    return silver_run.refresh(orders, parent_keys=silver.parent_keys(silver_run.lake, orders))
 
 
 def silver_lineitem(
     silver_run: silver.SilverRun, silver_orders: list[WriteResult]
 ) -> list[WriteResult]:
     """One row per order line whose order is in silver orders."""
-    return silver_run.refresh(ENTITIES["lineitem"], order_keys=silver.order_keys(silver_run.lake))
+    lines = ENTITIES["lineitem"]
+    return silver_run.refresh(lines, parent_keys=silver.parent_keys(silver_run.lake, lines))
 
 
 def silver_tables(

@@ -70,7 +70,7 @@ def test_each_rule_rejects_with_a_readable_reason(change, rule, reason):
     ],
 )
 def test_the_contract_rejects_with_a_readable_reason(change, rule, reason):
-    valid, rejected = silver.split(_raw({}, change), ORDERS, order_keys=None)
+    valid, rejected = silver.split(_raw({}, change), ORDERS, parent_keys=None)
     assert valid["o_orderkey"].to_list() == [1] and rejected["_rule"].to_list() == [rule]
     assert reason in rejected["_reason"][0]
     assert '"o_totalprice"' in rejected["_raw"][0]  # the row as it arrived, for quarantine
@@ -122,7 +122,7 @@ def test_line_items_without_an_order_are_orphans():
         l_tax=pl.lit("0.02"),
         _commit_version=pl.lit(1),
     )
-    valid, rejected = silver.split(raw, entity, order_keys=pl.Series([1], dtype=pl.Int64))
+    valid, rejected = silver.split(raw, entity, parent_keys=pl.Series([1], dtype=pl.Int64))
     assert valid["l_orderkey"].to_list() == [1]
     assert valid["ship_month"].to_list() == [date(1995, 3, 1)]
     assert rejected["_rule"].to_list() == ["orphan"]
@@ -130,4 +130,13 @@ def test_line_items_without_an_order_are_orphans():
 
 def test_a_missing_column_names_the_table_and_the_column():
     with pytest.raises(ValueError, match=r"bronze/orders lacks required column\(s\) o_comment"):
-        silver.split(_raw({}).drop("o_comment"), ORDERS, order_keys=None)
+        silver.split(_raw({}).drop("o_comment"), ORDERS, parent_keys=None)
+
+
+def test_orders_without_a_customer_are_orphans():
+    valid, rejected = silver.split(
+        _raw({}, {"o_orderkey": "2", "o_custkey": "8"}), ORDERS, parent_keys=pl.Series([7])
+    )
+    assert valid["o_orderkey"].to_list() == [1]
+    assert rejected["_rule"].to_list() == ["orphan"]
+    assert rejected["_reason"][0] == "o_custkey=8 has no row in silver/customer"
