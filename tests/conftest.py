@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -47,6 +50,14 @@ class Lakehouse:
             "LAKE_ROOT": str(self.lake),
             "TPCH_CACHE_DIR": str(self.tpch_cache),
         }
+
+    def cli(self, *arguments: str) -> subprocess.CompletedProcess:
+        """``flowerpower pipeline run ...`` in a fresh process, the way cron runs it."""
+        env = {**os.environ, **self.env(), "FP_LOG_LEVEL": "INFO"}
+        command = [str(Path(sys.executable).parent / "flowerpower"), "pipeline", "run", *arguments]
+        return subprocess.run(
+            command, cwd=self.project, env=env, capture_output=True, text=True, timeout=300
+        )
 
     def run(self, pipeline: str, **kwargs) -> dict:
         project = FlowerPowerProject.load(base_dir=str(self.project))

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 
@@ -68,14 +63,6 @@ def test_bad_settings_fail_before_any_table_changes(lakehouse, pipeline, config,
 def test_a_yaml_syntax_error_names_the_file_on_the_command_line(lakehouse):
     path = lakehouse.project / "conf" / "pipelines" / "gold.yml"
     path.write_text(path.read_text().replace("config:", "config: [unclosed", 1))
-    env = {**os.environ, **lakehouse.env(), "FP_LOG_LEVEL": "INFO"}
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "flowerpower"), "pipeline", "run", "gold"],
-        cwd=lakehouse.project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = lakehouse.cli("gold")
     assert done.returncode == 1
     assert "Failed to load configuration from conf/pipelines/gold.yml" in done.stderr

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from deltalake import DeltaTable
 
 
 def test_daily_from_the_command_line(lakehouse):
-    env = {**os.environ, **lakehouse.env()}
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "flowerpower"), "pipeline", "run", "daily"],
-        cwd=lakehouse.project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = lakehouse.cli("daily")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Pipeline 'daily' completed successfully" in done.stderr
     for table in (
@@ -34,21 +21,6 @@ def test_daily_from_the_command_line(lakehouse):
 
 
 def test_a_failed_run_exits_non_zero_with_the_reason(lakehouse):
-    env = {**os.environ, **lakehouse.env(), "FP_LOG_LEVEL": "INFO"}
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "flowerpower"),
-            "pipeline",
-            "run",
-            "silver",
-            "--inputs",
-            '{"from_date": "1992-01-01"}',
-        ],
-        cwd=lakehouse.project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = lakehouse.cli("silver", "--inputs", '{"from_date": "1992-01-01"}')
     assert done.returncode == 1
     assert "a backfill needs both from_date and to_date" in done.stderr
