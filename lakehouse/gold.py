@@ -113,13 +113,13 @@ def refresh(
     con = silver.con
     previous = delta.last_watermark(delta.open_table(target), mart.app_id) or {}
     previous = {"silver_versions": previous.get("silver_versions", {})}
-    silver.register_changes(previous["silver_versions"])
     current = silver.versions
     if mode.date_range or mode.full_refresh:
         first, last = mode.date_range or (FIRST_DATE, LAST_DATE)
         touched = con.sql(mart.range_sql.format(first=first, last=last)).to_arrow_table()
         watermark = current if mode.full_refresh else previous  # a backfill moves no watermark
     else:
+        silver.register_changes(previous["silver_versions"])  # only increments read the feed
         touched = con.sql(mart.touched_sql).to_arrow_table()
         watermark = current
     column = mart.partition or mart.keys[0]

@@ -117,8 +117,6 @@ def list_new_files(landing: Location, lake: Location, source: str, fmt: str) -> 
     """The files of ``landing/<source>/`` whose fingerprint the bronze table has not recorded
     (as ingested) nor the bad-file table (as unreadable: such a file is retried only once
     it changes)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"source {source!r}: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     folder = landing.child(source)
     table_location = lake.child("bronze", source)
     if not folder.exists():
@@ -300,13 +298,14 @@ def commit_staged(
         logger.warning(f"bronze/{source}: new column(s) {', '.join(added)} added to the table")
     table.update_incremental()
 
-    fresh = [s for s in staged if delta.last_batch(table, s.file.app_id) != s.file.fingerprint]
+    ingested = delta.app_transactions(table_location)  # one read, not a log replay per file
+    fresh = [s for s in staged if ingested.get(s.file.app_id) != s.file.fingerprint]
     for s in staged:
         if s not in fresh:  # a concurrent run committed this file first
             table_location.fs.rm(table_location.child(s.path).uri)
     if not fresh:
         return delta.WriteResult(
-            f"bronze/{source}", table_location.uri, "append", 0, table.version()
+            table_location.name, table_location.uri, "append", 0, table.version()
         )
 
     now_ms = int(time.time() * 1000)
@@ -328,7 +327,7 @@ def commit_staged(
     table.create_write_transaction(actions, "append", table.schema(), commit_properties=properties)
     table.update_incremental()
     return delta.WriteResult(
-        f"bronze/{source}", table_location.uri, "append", rows, table.version()
+        table_location.name, table_location.uri, "append", rows, table.version()
     )
 
 

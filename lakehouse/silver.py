@@ -279,14 +279,14 @@ def split(
     rejected.append(against_contract.with_columns(_raw=conform.raw_text(against_contract)))
     valid = conform.without_raw(parsed.join(failed, on="__row", how="anti")).drop("__row")
     valid, duplicates = conform.deduplicated(valid, entity)
-    rejected.append(duplicates)
+    rejected.append(duplicates.with_columns(_raw=conform.raw_text(duplicates)))
     if parent_keys is not None and entity.parent:
         foreign_key, parent, _ = entity.parent
         orphan = conform.orphans(valid, foreign_key, parent_keys)
         reason = pl.format(f"{foreign_key}={{}} has no row in silver/{parent}", pl.col(foreign_key))
-        rejected.append(valid.filter(orphan).with_columns(_rule=pl.lit("orphan"), _reason=reason))
+        orphans = valid.filter(orphan).with_columns(_rule=pl.lit("orphan"), _reason=reason)
+        rejected.append(orphans.with_columns(_raw=conform.raw_text(orphans)))
         valid = valid.filter(~orphan)
-    rejected[2:] = [r.with_columns(_raw=conform.raw_text(r)) for r in rejected[2:]]
     rejected = pl.concat(rejected, how="diagonal_relaxed").drop("__row", strict=False)
     contracts.check_table(valid.select(list(entity.columns)), contracts.SILVER[entity.name], table)
     return conform.with_partition(valid, entity), rejected
@@ -368,7 +368,7 @@ def merge(
     if table.version() == before:  # nothing changed: still record the batch as done
         delta.record_watermark_only(table, properties)
     written = metrics.get("num_target_rows_inserted", 0) + metrics.get("num_target_rows_updated", 0)
-    return delta.WriteResult(f"silver/{entity.name}", target.uri, "merge", written, table.version())
+    return delta.WriteResult(target.name, target.uri, "merge", written, table.version())
 
 
 def refresh(
@@ -398,19 +398,19 @@ def refresh(
     if mode.plan:
         _log_plan(entity, bronze, target, quarantine, app_id, max_rows_per_batch)
         return []
+
+    def process(batch) -> list[delta.WriteResult]:
+        return _process(
+            entity, batch, bronze, target, quarantine, app_id, run_id, parent_keys, policy
+        )
+
     results = []
     if watermark.kind == "column":
         batch = plan_column_batch(bronze, target, quarantine, app_id, watermark)
-        if batch is not None:
-            results = _process(
-                entity, batch, bronze, target, quarantine, app_id, run_id, parent_keys, policy
-            )
-    while watermark.kind == "version" and (
-        batch := plan_batch(bronze, target, quarantine, app_id, max_rows_per_batch)
-    ):
-        results += _process(
-            entity, batch, bronze, target, quarantine, app_id, run_id, parent_keys, policy
-        )
+        results = process(batch) if batch is not None else []
+    else:
+        while batch := plan_batch(bronze, target, quarantine, app_id, max_rows_per_batch):
+            results += process(batch)
     if not results:
         logger.info(f"silver/{entity.name}: up to date")
     return results
@@ -447,8 +447,9 @@ def _log_plan(entity, bronze, target, quarantine, app_id, max_rows) -> None:
     if batch is None:
         logger.info(f"PLAN silver/{entity.name}: up to date")
         return
-    current = delta.open_table(bronze).version()
-    sizes = _rows_per_version(delta.open_table(bronze), batch.after, current)
+    bronze_table = delta.open_table(bronze)
+    current = bronze_table.version()
+    sizes = _rows_per_version(bronze_table, batch.after, current)
     pending = Batch(batch.number, batch.after, current, batch.quarantined)
     months = ""
     if entity.partition:
