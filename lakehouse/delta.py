@@ -38,10 +38,11 @@ class WriteResult:
         return f"{self.table}: {self.operation} {self.rows} rows -> version {self.version}"
 
 
-def open_table(location: Location) -> DeltaTable | None:
-    """The Delta table at ``location``, or None when none was created there yet."""
+def open_table(location: Location, version: int | None = None) -> DeltaTable | None:
+    """The Delta table at ``location`` (at ``version``, else the latest), or None when none
+    was created there yet."""
     try:
-        return DeltaTable(location.uri, storage_options=location.delta_options)
+        return DeltaTable(location.uri, version=version, storage_options=location.delta_options)
     except TableNotFoundError:
         return None
 

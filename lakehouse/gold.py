@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import write_deltalake
 from loguru import logger
 
@@ -35,12 +34,14 @@ class Mart:
     ``touched_sql`` returns the partition values (or keys) to recompute, from the silver
     tables and the changed rows ``changed_orders``, ``changed_lines``, ``changed_customers``;
     ``range_sql`` returns those of the dates ``{first}``..``{last}`` (backfill, full refresh);
-    ``compute_sql`` recomputes them from the silver tables and ``touched`` (``{first}`` and
-    ``{last}``, the lowest and highest touched value, let DuckDB prune partitions). A mart with a
-    ``partition`` replaces those partitions; one with ``keys`` upserts those rows.
+    ``compute_sql`` recomputes them from the silver tables named in ``reads`` and ``touched``
+    (``{first}`` and ``{last}``, the lowest and highest touched value, let DuckDB prune
+    partitions). A mart with a ``partition`` replaces those partitions; one with ``keys``
+    upserts those rows.
     """
 
     name: str
+    reads: tuple[str, ...]
     touched_sql: str
     range_sql: str
     compute_sql: str
@@ -77,8 +78,12 @@ class SilverSnapshot:
     con: duckdb.DuckDBPyConnection
 
     @classmethod
-    def open(cls, lake: Location) -> SilverSnapshot:
-        tables = {name: delta.open_table(lake.child("silver", name)) for name in UPSTREAM}
+    def open(cls, lake: Location, versions: dict[str, int] | None = None) -> SilverSnapshot:
+        """The latest silver tables, or the ``versions`` a run's plan was made from."""
+        tables = {
+            name: delta.open_table(lake.child("silver", name), (versions or {}).get(name))
+            for name in (versions or UPSTREAM)
+        }
         missing = [name for name, table in tables.items() if table is None]
         if missing:
             raise RuntimeError(f"gold needs silver/{', silver/'.join(missing)}: run silver first")
@@ -88,8 +93,8 @@ class SilverSnapshot:
         return cls(tables, con)
 
     @property
-    def versions(self) -> dict:
-        return {"silver_versions": {name: t.version() for name, t in self.tables.items()}}
+    def versions(self) -> dict[str, int]:
+        return {name: t.version() for name, t in self.tables.items()}
 
     def register_changes(self, seen: dict) -> None:
         """``changed_orders``, ``changed_lines``, ``changed_customers``: rows changed after
@@ -98,53 +103,110 @@ class SilverSnapshot:
             self.con.register(alias, _changed_rows(self.tables[name], seen.get(name, -1), columns))
 
 
-def _bounds(touched: pa.Table, column: str) -> dict:
-    """The lowest and highest touched value, as SQL literals DuckDB pushes into the scans."""
-    values = touched.column(column)
-    return {"first": pc.min(values).as_py(), "last": pc.max(values).as_py()}
+@dataclass(frozen=True)
+class MartPlan:
+    """What one run does to one mart: the partition values (or keys) to recompute, from
+    which silver versions, and the watermark its commit records."""
+
+    mart: Mart
+    target: Location
+    mode: RunMode
+    touched: tuple
+    silver_versions: dict[str, int]
+    watermark: dict
+
+    @property
+    def column(self) -> str:
+        return self.mart.partition or self.mart.keys[0]
 
 
-def refresh(
-    lake: Location, silver: SilverSnapshot, mart: Mart, run_id: str, mode: RunMode
-) -> delta.WriteResult:
-    """Recompute what ``mode`` asks (what silver changed since the mart's last run, a date
-    range, or everything) and write it in one commit; in plan mode only log it."""
+@dataclass(frozen=True)
+class PartTask:
+    """One executor task: recompute ``values`` of a mart from silver at ``silver_versions``."""
+
+    mart: Mart
+    lake: Location
+    silver_versions: dict[str, int]
+    values: tuple
+
+
+@dataclass(frozen=True)
+class MartPart:
+    """A task's recomputed rows of one mart."""
+
+    mart: str
+    rows: pa.Table
+
+
+def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> MartPlan:
+    """What to recompute: what silver changed since the mart's watermark, a date range
+    (backfill) or everything (full refresh). In plan mode it is only logged."""
     target = lake.child("gold", mart.name)
-    con = silver.con
     previous = delta.last_watermark(delta.open_table(target), mart.app_id) or {}
     previous = {"silver_versions": previous.get("silver_versions", {})}
-    current = silver.versions
+    current = {"silver_versions": silver.versions}
     if mode.date_range or mode.full_refresh:
         first, last = mode.date_range or (FIRST_DATE, LAST_DATE)
-        touched = con.sql(mart.range_sql.format(first=first, last=last)).to_arrow_table()
+        touched = silver.con.sql(mart.range_sql.format(first=first, last=last)).to_arrow_table()
         watermark = current if mode.full_refresh else previous  # a backfill moves no watermark
     else:
         silver.register_changes(previous["silver_versions"])  # only increments read the feed
-        touched = con.sql(mart.touched_sql).to_arrow_table()
+        touched = silver.con.sql(mart.touched_sql).to_arrow_table()
         watermark = current
     column = mart.partition or mart.keys[0]
+    values = tuple(sorted(v for v in touched.column(column).to_pylist() if v is not None))
     if mode.plan:
-        values = sorted(str(v) for v in touched.column(column).to_pylist())
-        shown = ", ".join(values[:12]) + (
-            f" ... ({len(values)} in all)" if len(values) > 12 else ""
-        )
-        logger.info(f"PLAN gold/{mart.name} ({mode}): recompute {column} {shown or 'nothing'}")
+        shown = ", ".join(str(v) for v in values[:12]) or "nothing"
+        more = f" ... ({len(values)} in all)" if len(values) > 12 else ""
+        logger.info(f"PLAN gold/{mart.name} ({mode}): recompute {column} {shown}{more}")
+        values = ()
+    return MartPlan(mart, target, mode, values, silver.versions, watermark)
+
+
+def tasks(plans: list[MartPlan], lake: Location, partitions: int, keys: int) -> list[PartTask]:
+    """The plans cut into executor tasks: ``partitions`` partition values or ``keys`` keys
+    each, neighbours together so that each task's scans prune to a narrow range."""
+    cut = []
+    for p in plans:
+        size = partitions if p.mart.partition else keys
+        for start in range(0, len(p.touched), size):
+            values = p.touched[start : start + size]
+            cut.append(PartTask(p.mart, lake, p.silver_versions, values))
+    return cut
+
+
+def compute(task: PartTask) -> MartPart:
+    """Recompute a task's partitions (or keys) of a mart from silver, checked by its
+    contract. Runs on the executor: it opens its own snapshot of the silver versions."""
+    mart = task.mart
+    needed = {name: v for name, v in task.silver_versions.items() if name in mart.reads}
+    silver = SilverSnapshot.open(task.lake, needed)
+    column = mart.partition or mart.keys[0]
+    silver.con.register("touched", pa.table({column: list(task.values)}))
+    bounds = {"first": task.values[0], "last": task.values[-1]}
+    rows = silver.con.sql(mart.compute_sql.format(**bounds)).to_arrow_table()
+    silver.con.close()
+    contracts.check_table(pl.from_arrow(rows), contracts.GOLD[mart.name], f"gold/{mart.name}")
+    return MartPart(mart.name, rows)
+
+
+def write(plan: MartPlan, parts: list[MartPart], run_id: str) -> delta.WriteResult:
+    """The recomputed parts of one mart written in one commit with its watermark."""
+    target, mart = plan.target, plan.mart
+    if plan.mode.plan:
         return delta.WriteResult(target.name, target.uri, "plan", 0, None)
     batch = delta.last_batch(delta.open_table(target), mart.app_id) + 1
-    properties = delta.commit_properties(mart.app_id, batch, watermark, run_id)
-    if touched.num_rows == 0:
+    properties = delta.commit_properties(mart.app_id, batch, plan.watermark, run_id)
+    if not plan.touched:
         return record_unchanged(target, properties)
-    con.register("touched", touched)
-    data = con.sql(mart.compute_sql.format(**_bounds(touched, column))).to_arrow_table()
-    contracts.check_table(pl.from_arrow(data), contracts.GOLD[mart.name], target.name)
-    if mode.full_refresh:
+    data = pa.concat_tables([p.rows for p in parts if p.mart == mart.name])
+    if plan.mode.full_refresh:
         result = overwrite(target, data, mart.partition, properties)
     elif mart.partition:
-        values = touched.column(mart.partition).to_pylist()
-        result = replace_partitions(target, data, mart.partition, values, properties)
+        result = replace_partitions(target, data, mart.partition, list(plan.touched), properties)
     else:
         result = upsert(target, data, list(mart.keys), properties)
-    logger.info(f"gold: {result} ({touched.num_rows} {column} recomputed, {mode})")
+    logger.info(f"gold: {result} ({len(plan.touched)} {plan.column} recomputed, {plan.mode})")
     return result
 
 

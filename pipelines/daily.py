@@ -13,7 +13,7 @@ import sys
 from flowerpower import FlowerPowerProject
 from loguru import logger
 
-from lakehouse import settings
+from lakehouse import executors, settings
 
 REBUILDING_LAYERS = ("silver", "gold")
 
@@ -29,7 +29,20 @@ def layer_inputs(
     return {key: value for key, value in given.items() if value}
 
 
-def layer_outputs(project_dir: str, layers: list[str], layer_inputs: dict) -> dict[str, dict]:
+def layer_executor(executor: dict | str | None = None) -> executors.ExecutorSpec | None:
+    """The executor every layer runs on, from ``--inputs '{"executor": ...}'`` (the same keys
+    as ``run.executor``); by default each layer uses the one in its own YAML."""
+    if executor is None:
+        return None
+    return executors.ExecutorSpec.parse(executor, "daily --inputs executor")
+
+
+def layer_outputs(
+    project_dir: str,
+    layers: list[str],
+    layer_inputs: dict,
+    layer_executor: executors.ExecutorSpec | None,
+) -> dict[str, dict]:
     """Run each layer pipeline of the project in ``project_dir``, in order; their outputs.
 
     A backfill or full refresh runs only the layers that rebuild (silver, gold); a plan runs
@@ -42,7 +55,8 @@ def layer_outputs(project_dir: str, layers: list[str], layer_inputs: dict) -> di
         if rebuild and layer not in REBUILDING_LAYERS:
             continue
         logger.info(f"daily: running {layer}")
-        outputs[layer] = (
-            project.run(layer, inputs=layer_inputs) if layer_inputs else project.run(layer)
-        )
+        with executors.override(layer_executor):
+            outputs[layer] = (
+                project.run(layer, inputs=layer_inputs) if layer_inputs else project.run(layer)
+            )
     return outputs

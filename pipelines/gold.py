@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import sys
 
+from hamilton.htypes import Collect, Parallelizable
+from loguru import logger
+
 from lakehouse import gold, settings
 from lakehouse.delta import WriteResult
 from lakehouse.runs import RunMode, check_watermark, new_run_id
@@ -21,6 +24,7 @@ from lakehouse.storage import Location
 
 DAILY_REVENUE = gold.Mart(
     name="daily_revenue",
+    reads=("orders", "lineitem", "customer", "nation"),
     partition="order_month",
     range_sql="""
         SELECT DISTINCT order_month FROM orders
@@ -56,6 +60,7 @@ DAILY_REVENUE = gold.Mart(
 
 PRICING_SUMMARY = gold.Mart(
     name="pricing_summary",
+    reads=("lineitem",),
     partition="ship_month",
     touched_sql="SELECT DISTINCT ship_month FROM changed_lines",
     range_sql="""
@@ -84,6 +89,7 @@ PRICING_SUMMARY = gold.Mart(
 
 CUSTOMER_VALUE = gold.Mart(
     name="customer_value",
+    reads=("orders", "lineitem"),
     keys=("c_custkey",),
     range_sql="""
         SELECT DISTINCT o_custkey AS c_custkey FROM orders
@@ -112,6 +118,9 @@ CUSTOMER_VALUE = gold.Mart(
         ORDER BY c_custkey
     """,
 )
+
+
+MARTS = (DAILY_REVENUE, PRICING_SUMMARY, CUSTOMER_VALUE)
 
 
 def lake(lake_root: str) -> Location:
@@ -143,29 +152,35 @@ def run_mode(
     return parse_run_mode(plan, from_date, to_date, full_refresh)
 
 
-def daily_revenue(
-    lake: Location, silver_snapshot: gold.SilverSnapshot, run_id: str, run_mode: RunMode
-) -> WriteResult:
-    """One row per (order_date, nation, market_segment): revenue of the order lines."""
-    return gold.refresh(lake, silver_snapshot, DAILY_REVENUE, run_id, run_mode)
+def mart_plans(
+    lake: Location, silver_snapshot: gold.SilverSnapshot, run_mode: RunMode
+) -> list[gold.MartPlan]:
+    """Per mart, what this run recomputes (read in the driver from the change data feed)."""
+    plans = [gold.plan(lake, silver_snapshot, mart, run_mode) for mart in MARTS]
+    silver_snapshot.con.close()
+    return plans
 
 
-def pricing_summary(
-    lake: Location, silver_snapshot: gold.SilverSnapshot, run_id: str, run_mode: RunMode
-) -> WriteResult:
-    """TPC-H Q1 per (ship_month, l_returnflag, l_linestatus) over the line items ingested."""
-    return gold.refresh(lake, silver_snapshot, PRICING_SUMMARY, run_id, run_mode)
+def mart_task(
+    mart_plans: list[gold.MartPlan],
+    lake: Location,
+    partitions_per_task: int,
+    keys_per_task: int,
+) -> Parallelizable[gold.PartTask]:
+    """One executor task per group of touched partitions (or keys) of a mart."""
+    parts = gold.tasks(mart_plans, lake, partitions_per_task, keys_per_task)
+    logger.info(f"gold: {len(parts)} tasks")
+    yield from parts
 
 
-def customer_value(
-    lake: Location, silver_snapshot: gold.SilverSnapshot, run_id: str, run_mode: RunMode
-) -> WriteResult:
-    """One row per customer with an order: first and last order date, orders, revenue."""
-    return gold.refresh(lake, silver_snapshot, CUSTOMER_VALUE, run_id, run_mode)
+def mart_part(mart_task: gold.PartTask) -> gold.MartPart:
+    """The task's partitions recomputed from silver and checked by the mart's contract."""
+    return gold.compute(mart_task)
 
 
 def gold_tables(
-    daily_revenue: WriteResult, pricing_summary: WriteResult, customer_value: WriteResult
+    mart_part: Collect[gold.MartPart], mart_plans: list[gold.MartPlan], run_id: str
 ) -> list[WriteResult]:
-    """Everything this run wrote to gold."""
-    return [daily_revenue, pricing_summary, customer_value]
+    """Each mart's recomputed parts written in one commit with its watermark."""
+    parts = list(mart_part)
+    return [gold.write(plan, parts, run_id) for plan in mart_plans]
