@@ -242,11 +242,13 @@ class _DaskTaskFuture(executors.TaskFutureWrappingPythonFuture):
         return super().get_state()
 
 
-class DaskTaskExecutor(executors.TaskExecutor):
-    """Tasks on a Dask cluster through its futures API (one future per Hamilton task)."""
+class ClusterTaskExecutor(executors.TaskExecutor):
+    """Tasks on a cluster, at most ``capacity`` in flight: Hamilton polls every submitted
+    future on every turn of its loop, so thousands of queued futures would slow each turn."""
 
-    def __init__(self, client) -> None:
-        self.client = client
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self.in_flight: list = []
 
     def init(self) -> None:
         pass
@@ -254,11 +256,38 @@ class DaskTaskExecutor(executors.TaskExecutor):
     def finalize(self) -> None:
         pass
 
-    def submit_task(self, task) -> executors.TaskFuture:
-        return _DaskTaskFuture(self.client.submit(executors.base_execute_task, task, pure=False))
-
     def can_submit_task(self) -> bool:
-        return True
+        self.in_flight = [f for f in self.in_flight if not f.done()]
+        return len(self.in_flight) < self.capacity
+
+    def _submitted(self, future) -> None:
+        self.in_flight.append(future)
+
+
+class DaskTaskExecutor(ClusterTaskExecutor):
+    """Tasks on a Dask cluster through its futures API (one future per Hamilton task)."""
+
+    def __init__(self, client) -> None:
+        super().__init__(2 * sum(client.nthreads().values()))
+        self.client = client
+
+    def submit_task(self, task) -> executors.TaskFuture:
+        future = self.client.submit(executors.base_execute_task, task, pure=False)
+        self._submitted(future)
+        return _DaskTaskFuture(future)
+
+
+class RayTaskExecutor(ClusterTaskExecutor):
+    """Tasks on a Ray cluster (Hamilton's ``RayTaskExecutor``, with bounded submission)."""
+
+    def __init__(self, ray) -> None:
+        super().__init__(2 * int(ray.cluster_resources().get("CPU", 1)))
+        self.remote = ray.remote(executors.base_execute_task)
+
+    def submit_task(self, task) -> executors.TaskFuture:
+        future = self.remote.remote(task=task).future()
+        self._submitted(future)
+        return executors.TaskFutureWrappingPythonFuture(future)
 
 
 def _start_dask(spec: ExecutorSpec, modules: list[str], cpus: int):
@@ -336,8 +365,6 @@ def _start_ray(spec: ExecutorSpec, modules: list[str]):
         ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # if imported before this run
     else:
         _check_reachable(spec, address)  # ray.init retries an unreachable address for minutes
-    from hamilton.plugins.h_ray import RayTaskExecutor
-
     try:
         ray.init(address=address, **options)
     except (ConnectionError, TimeoutError, RuntimeError) as error:
@@ -348,7 +375,7 @@ def _start_ray(spec: ExecutorSpec, modules: list[str]):
     if problem:
         ray.shutdown()
         raise ExecutorError(f"{spec.where}: Ray workers cannot run this project's tasks: {problem}")
-    return RayTaskExecutor(skip_init=True), ray.shutdown
+    return RayTaskExecutor(ray), ray.shutdown
 
 
 # --- FlowerPower's runner ------------------------------------------------------------------

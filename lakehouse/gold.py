@@ -9,6 +9,7 @@ DuckDB (Polars decimal arithmetic would lose cents), and replaces just those.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import duckdb
 import polars as pl
@@ -37,7 +38,10 @@ class Mart:
     ``compute_sql`` recomputes them from the silver tables named in ``reads`` and ``touched``
     (``{first}`` and ``{last}``, the lowest and highest touched value, let DuckDB prune
     partitions). A mart with a ``partition`` replaces those partitions; one with ``keys``
-    upserts those rows.
+    upserts those rows. ``prune`` gives, per silver table, a predicate on its partition column
+    (same placeholders, plus ``{last_ship}``: ``{last}`` + ``SHIP_MONTHS_AFTER_ORDER`` months)
+    that selects the files a task reads: listing every file of a table costs more than
+    the task's query.
     """
 
     name: str
@@ -47,6 +51,7 @@ class Mart:
     compute_sql: str
     partition: str | None = None
     keys: tuple[str, ...] = ()
+    prune: tuple[tuple[str, str], ...] = ()
 
     @property
     def app_id(self) -> str:
@@ -78,8 +83,14 @@ class SilverSnapshot:
     con: duckdb.DuckDBPyConnection
 
     @classmethod
-    def open(cls, lake: Location, versions: dict[str, int] | None = None) -> SilverSnapshot:
-        """The latest silver tables, or the ``versions`` a run's plan was made from."""
+    def open(
+        cls,
+        lake: Location,
+        versions: dict[str, int] | None = None,
+        prune: dict[str, str] | None = None,
+    ) -> SilverSnapshot:
+        """The latest silver tables, or the ``versions`` a run's plan was made from, with
+        only the files that match the ``prune`` predicate of a table."""
         tables = {
             name: delta.open_table(lake.child("silver", name), (versions or {}).get(name))
             for name in (versions or UPSTREAM)
@@ -89,7 +100,8 @@ class SilverSnapshot:
             raise RuntimeError(f"gold needs silver/{', silver/'.join(missing)}: run silver first")
         con = duckdb.connect()
         for name, table in tables.items():
-            con.register(name, table.to_pyarrow_dataset())
+            predicate = (prune or {}).get(name)
+            con.register(name, table.to_pyarrow_dataset(file_pruning_predicate=predicate))
         return cls(tables, con)
 
     @property
@@ -175,15 +187,24 @@ def tasks(plans: list[MartPlan], lake: Location, partitions: int, keys: int) -> 
     return cut
 
 
+def _months_after(month: date, months: int) -> date:
+    index = month.year * 12 + month.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
 def compute(task: PartTask) -> MartPart:
     """Recompute a task's partitions (or keys) of a mart from silver, checked by its
     contract. Runs on the executor: it opens its own snapshot of the silver versions."""
     mart = task.mart
+    first, last = task.values[0], task.values[-1]
+    bounds = {"first": first, "last": last}
+    if mart.prune:
+        bounds["last_ship"] = _months_after(last, SHIP_MONTHS_AFTER_ORDER)
     needed = {name: v for name, v in task.silver_versions.items() if name in mart.reads}
-    silver = SilverSnapshot.open(task.lake, needed)
+    prune = {name: predicate.format(**bounds) for name, predicate in mart.prune}
+    silver = SilverSnapshot.open(task.lake, needed, prune)
     column = mart.partition or mart.keys[0]
     silver.con.register("touched", pa.table({column: list(task.values)}))
-    bounds = {"first": task.values[0], "last": task.values[-1]}
     rows = silver.con.sql(mart.compute_sql.format(**bounds)).to_arrow_table()
     silver.con.close()
     contracts.check_table(pl.from_arrow(rows), contracts.GOLD[mart.name], f"gold/{mart.name}")

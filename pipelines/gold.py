@@ -25,6 +25,10 @@ from lakehouse.storage import Location
 DAILY_REVENUE = gold.Mart(
     name="daily_revenue",
     reads=("orders", "lineitem", "customer", "nation"),
+    prune=(
+        ("orders", "order_month >= '{first}' AND order_month <= '{last}'"),
+        ("lineitem", "ship_month >= '{first}' AND ship_month <= '{last_ship}'"),
+    ),
     partition="order_month",
     range_sql="""
         SELECT DISTINCT order_month FROM orders
@@ -61,6 +65,7 @@ DAILY_REVENUE = gold.Mart(
 PRICING_SUMMARY = gold.Mart(
     name="pricing_summary",
     reads=("lineitem",),
+    prune=(("lineitem", "ship_month >= '{first}' AND ship_month <= '{last}'"),),
     partition="ship_month",
     touched_sql="SELECT DISTINCT ship_month FROM changed_lines",
     range_sql="""

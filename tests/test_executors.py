@@ -127,15 +127,33 @@ EXECUTORS = [
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_daily_gives_the_same_tables_on_every_executor(lakehouse, reference, executor, caplog):
+def test_daily_gives_the_same_tables_on_every_executor(lakehouse, reference, executor, monkeypatch):
     lakehouse.configure("landing", defect_rate=0.05)
     lakehouse.configure("gold", partitions_per_task=2, keys_per_task=10)  # many gold tasks
+    started = []  # the executors FlowerPower's runner got from lakehouse.executors
+    real_start = executors.start
+    monkeypatch.setattr(
+        executors,
+        "start",
+        lambda spec, modules: started.append(spec.type) or real_start(spec, modules),
+    )
     with ListeningSockets() as sockets:
         _daily_twice(lakehouse, executor)
     assert _rows(lakehouse) == reference
+    expected = _yaml_executor_types(lakehouse) if executor is None else {executor["type"]}
+    assert len(started) == 2 * 5  # daily, then its 4 layers, twice
+    assert set(started[1:5] + started[6:10]) == expected
     if executor and executor["type"] in ("dask", "ray"):
         assert sockets.seen, "no server of the cluster was seen listening"
         assert sockets.not_loopback() == []
+
+
+def _yaml_executor_types(lakehouse) -> set[str]:
+    folder = lakehouse.project / "conf" / "pipelines"
+    return {
+        yaml.safe_load((folder / f"{layer}.yml").read_text())["run"]["executor"]["type"]
+        for layer in ("landing", "bronze", "silver", "gold")
+    }
 
 
 def test_the_command_line_executor_is_the_one_that_runs(lakehouse):
