@@ -8,8 +8,9 @@ months or customers). Each run is its own ``flowerpower pipeline run`` process, 
 include starting Python and the executor, as cron sees them. Speedups are against
 ``synchronous`` measured in the same session.
 
-Per-task cost: tiny tasks that double a number, through the same executors in this process:
-(time for 2N tasks - time for N) / N, so that fixed costs cancel; the fixed cost of a run
+Per-task cost: tiny tasks that double a number, through the same executors in this process,
+after one warm-up run: (time for 2N tasks - time for N) / N, so that fixed costs cancel; the
+fixed cost of a run
 (starting the executor, and a pool's processes, which Hamilton starts for every run) is
 what remains of the time for N.
 
@@ -124,6 +125,7 @@ def tiny_task_costs(task_count: int) -> dict[str, tuple[float, float]]:
             .build()
         )
         timings = []
+        dr.execute(["total"], inputs={"task_count": task_count})  # warm-up: Ray starts workers
         for count in (task_count, 2 * task_count):
             started = time.perf_counter()
             total = dr.execute(["total"], inputs={"task_count": count})["total"]
