@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # FlowerPower's default level (CRITICAL) hides even a broken YAML: show errors and progress.
 export FP_LOG_LEVEL ?= INFO
 
-.PHONY: run test test-slow install install-dev bench lint clean
+.PHONY: run test test-slow system-deps dags install install-dev bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,21 @@ install-dev: $(BIN)/python  ## install the project with test and lint tools and 
 run: install  ## land the next days of demo data and carry them to gold (data/)
 	$(BIN)/flowerpower pipeline run daily
 
-test: install-dev  ## the default test suite (under 10 minutes)
+# Debian packages the tests use: systemd-analyze (unit files), cron (a real cron daemon),
+# graphviz (DAG pictures). Installed with apt-get when missing (as root), else named.
+SYSTEM_TOOLS := systemd-analyze cron dot
+system-deps:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd cron graphviz; \
+	  else echo "missing:$$missing; install Debian packages systemd cron graphviz (as root)"; exit 1; fi; \
+	fi
+
+test: install-dev system-deps  ## the default test suite (under 10 minutes)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-slow: install-dev  ## the slow suites (Ray); CI runs them after the default suite
+test-slow: install-dev system-deps  ## the slow suites (Ray, a real cron daemon); CI runs them too
 	$(BIN)/python -m pytest -q -m slow
 
 lint: install-dev
@@ -32,6 +43,11 @@ lint: install-dev
 bench: install-dev  ## TPC-H SF1 benchmark of the daily flow, then the executors (several minutes)
 	$(BIN)/python bench/bench_daily.py --scale-factor 1 --days 365
 	$(BIN)/python bench/bench_executors.py --scale-factor 0.1
+
+dags: install system-deps  ## pictures of every pipeline's DAG into docs/dag/
+	for name in $$(ls conf/pipelines | sed 's/\.yml$$//'); do \
+	  $(BIN)/flowerpower pipeline save-dag $$name --format png --output-path docs/dag/$$name.png || exit 1; \
+	done
 
 clean:  ## remove the demo lake and landing zone
 	rm -rf data

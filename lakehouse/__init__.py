@@ -2,6 +2,8 @@
 
 from lakehouse import executors as _executors
 from lakehouse import exit_status as _exit_status
+from lakehouse import hooks as _hooks
 
 _executors.install()
 _exit_status.install()
+_hooks.install()

@@ -33,6 +33,7 @@ class WriteResult:
     operation: str
     rows: int
     version: int | None
+    rows_read: int | None = None  # rows read from upstream for this write, where known
 
     def __str__(self) -> str:
         return f"{self.table}: {self.operation} {self.rows} rows -> version {self.version}"
@@ -161,6 +162,24 @@ def last_watermark(table: DeltaTable | None, app_id: str, depth: int = 50) -> di
         f"{table.table_uri}: {app_id} has committed, but no commit of its carries a watermark "
         "(was the log cleaned up past it?)"
     )
+
+
+def run_watermarks(location: Location, run_id: str, depth: int = 100) -> tuple:
+    """The watermark a table had before ``run_id`` committed to it, and the one after (from
+    the newest ``depth`` commits; None where not found)."""
+    table = open_table(location)
+    before = after = app_id = None
+    for commit in table.history(limit=depth) if table is not None else []:
+        mark = commit.get(WATERMARK_KEY)
+        mark = json.loads(mark) if isinstance(mark, str) else mark
+        if not mark:
+            continue
+        if commit.get(RUN_ID_KEY) == run_id:
+            after, app_id = after or mark, app_id or mark.get("app_id")
+        elif app_id is not None and mark.get("app_id") == app_id:
+            before = mark
+            break
+    return before, after
 
 
 def commit_properties(

@@ -35,6 +35,8 @@ from hamilton import driver
 from hamilton.execution import executors
 from loguru import logger
 
+from lakehouse import hooks, progress
+
 POLL_WAIT_SECONDS = 0.002
 CONNECT_TIMEOUT_SECONDS = 10
 # The keys each executor type reads under ``run.executor`` (besides ``type``).
@@ -411,12 +413,15 @@ def _execute_sync(self, context_builder, run_config, adapter_set, modules):
     spec = spec_for_run(run_config.executor, conf_file)
     executor, stop = start(spec, [m.__name__ for m in modules])
     logger.info(f"{name}: tasks run on {spec}")
+    run = hooks.current(name)
+    if run is not None:
+        run.executor = str(spec)
     try:
         dr = (
             driver.Builder()
             .with_modules(*modules)
             .with_config(run_config.config)
-            .with_adapters(*adapter_set.runtime_adapters)
+            .with_adapters(*adapter_set.runtime_adapters, progress.TaskProgress(name))
             .enable_dynamic_execution(allow_experimental_mode=True)
             .with_local_executor(executors.SynchronousLocalTaskExecutor())
             .with_remote_executor(executor)

@@ -16,6 +16,13 @@ import sys
 from pathlib import Path
 
 _status: list[int] = []
+_requested: list[int] = []
+
+
+def request(code: int) -> None:
+    """Leave the ``flowerpower`` command with ``code`` if it fails (FlowerPower exits 1 for
+    every failure; a refused run has its own code)."""
+    _requested.append(code)
 
 
 def _status_code(code) -> int:
@@ -44,7 +51,7 @@ def _leave_with_recorded_status() -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(_status[-1])
+    os._exit(_requested[-1] if _requested and _status[-1] != 0 else _status[-1])
 
 
 _original_exit = sys.exit

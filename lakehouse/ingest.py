@@ -327,7 +327,7 @@ def commit_staged(
     table.create_write_transaction(actions, "append", table.schema(), commit_properties=properties)
     table.update_incremental()
     return delta.WriteResult(
-        table_location.name, table_location.uri, "append", rows, table.version()
+        table_location.name, table_location.uri, "append", rows, table.version(), rows_read=rows
     )
 
 

@@ -8,7 +8,13 @@ from datetime import UTC, date, datetime
 
 
 def new_run_id(pipeline: str) -> str:
-    """A sortable, unique run id: ``<pipeline>-<UTC time>-<random>``."""
+    """The id of the run of ``pipeline`` in progress (the one its hooks and the run ledger
+    know), else a new sortable, unique id: ``<pipeline>-<UTC time>-<random>``."""
+    from lakehouse import hooks
+
+    run = hooks.current(pipeline)
+    if run is not None and run.run_id:
+        return run.run_id
     return f"{pipeline}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
@@ -550,7 +550,7 @@ def _process(
         results.append(
             delta.WriteResult(quarantine.name, quarantine.uri, "append", data.num_rows, version)
         )
-    results.append(merge(target, entity, valid, properties))
+    results.append(replace(merge(target, entity, valid, properties), rows_read=raw.height))
     logger.info(
         f"silver/{entity.name}: {batch}: {raw.height} rows read, {valid.height} valid, "
         f"{rejected.height} rejected"

@@ -31,11 +31,12 @@ class Lakehouse:
         self.lake = root / "lake"
         self.tpch_cache = tpch_cache
         shutil.copytree(PROJECT_DIR / "conf", self.project / "conf")
-        shutil.copytree(
-            PROJECT_DIR / "pipelines",
-            self.project / "pipelines",
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
+        for folder in ("pipelines", "hooks"):
+            shutil.copytree(
+                PROJECT_DIR / folder,
+                self.project / folder,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
 
     def configure(self, pipeline: str, **config) -> None:
         """Change keys of ``run.config`` in ``conf/pipelines/<pipeline>.yml``."""

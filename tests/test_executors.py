@@ -49,11 +49,12 @@ def _rows(lakehouse) -> dict[str, list[tuple]]:
 
 
 def _versions(lakehouse) -> dict[str, int]:
+    """Every data table's version (the run ledger, ``_runs``, records failed runs too)."""
     return {
         path.parent.parent.relative_to(lakehouse.lake).as_posix(): DeltaTable(
             str(path.parent.parent)
         ).version()
-        for path in lakehouse.lake.glob("**/_delta_log/00000000000000000000.json")
+        for path in lakehouse.lake.glob("*/*/_delta_log/00000000000000000000.json")
     }
 
 

@@ -1,0 +1,15 @@
+"""Hook: a row in the run ledger (``lake_root/_runs``) for every run, failed ones included.
+
+Settings (``conf/hooks.yml``, ``ledger:``): ``lake_root``, the lake whose ``_runs`` it is.
+"""
+
+from lakehouse import ledger
+from lakehouse.hooks import Run
+
+
+def before(run: Run, settings: dict) -> None:
+    ledger.record_start(ledger.location(settings.get("lake_root") or "data/lake"), run)
+
+
+def after(run: Run, settings: dict) -> None:
+    ledger.record_end(ledger.location(settings.get("lake_root") or "data/lake"), run)

@@ -1,0 +1,234 @@
+"""Hooks around every pipeline run, configured in ``conf/hooks.yml``, written in ``hooks/``.
+
+FlowerPower 0.37 cannot load ``on_success``/``on_failure`` callbacks or Hamilton lifecycle
+adapters from YAML, so ``install`` wraps its ``PipelineRunner.run`` (outside its retry loop:
+one run, however many attempts). ``conf/hooks.yml`` names the hooks in order; each is a
+module ``hooks/<name>.py`` of the project with ``before(run, settings)`` and
+``after(run, settings)``, where ``settings`` is the hook's own block of the YAML. ``before``
+runs in the listed order, ``after`` in the reverse order, and only for hooks whose
+``before`` ran; an ``after`` that fails is logged and never hides the run's own outcome.
+A ``before`` that raises ``RunRefused`` (the lock) stops the run with its exit code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+from loguru import logger
+
+from lakehouse import exit_status
+from lakehouse.delta import WriteResult
+
+CONF_FILE = Path("conf") / "hooks.yml"
+
+
+class RunRefused(Exception):
+    """A hook refused to start the run (another run holds the lock); ``exit_code`` says why."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Run:
+    """One run of a pipeline, as the hooks see it; ``after`` hooks see its outcome too."""
+
+    pipeline: str
+    run_id: str
+    project_dir: Path
+    inputs: dict
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    host: str = field(default_factory=socket.gethostname)
+    executor: str | None = None
+    status: str = "running"  # then: succeeded, failed or refused
+    ended_at: datetime | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    outputs: dict | None = None
+    state: dict = field(default_factory=dict)  # hooks keep their own things here
+    _clock: float = field(default_factory=time.perf_counter)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.ended_at is None else self._seconds
+
+    def finish(self, status: str, outputs: dict | None = None, error: BaseException | None = None):
+        self._seconds = time.perf_counter() - self._clock
+        self.status, self.outputs, self.ended_at = status, outputs, datetime.now(UTC)
+        if error is not None:
+            self.error_type = type(error).__name__
+            self.error_message = str(error)
+
+    def results(self) -> list[WriteResult]:
+        """Every table write the run reported (``daily`` reports its layers' too)."""
+        found: list[WriteResult] = []
+
+        def walk(value) -> None:
+            if isinstance(value, WriteResult):
+                found.append(value)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    walk(item)
+
+        walk(self.outputs)
+        return found
+
+    @property
+    def git_commit(self) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(self.project_dir), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+_current: ContextVar[Run | None] = ContextVar("current_run", default=None)
+
+
+def current(pipeline: str | None = None) -> Run | None:
+    """The run in progress in this context (of ``pipeline``, when given)."""
+    run = _current.get()
+    return run if run is not None and pipeline in (None, run.pipeline) else None
+
+
+def load(project_dir: Path) -> list[tuple[ModuleType, dict]]:
+    """The hooks ``conf/hooks.yml`` lists, with their settings (none when the file is absent)."""
+    from flowerpower.utils.yaml_env import interpolate_env_in_data
+
+    path = project_dir / CONF_FILE
+    if not path.exists():
+        return []
+    config = interpolate_env_in_data(yaml.safe_load(path.read_text()) or {})
+    names = config.get("hooks") or []
+    unknown = sorted(set(config) - {"hooks", *names})
+    if unknown:
+        raise ValueError(f"{CONF_FILE}: {', '.join(unknown)} is not a hook listed under hooks:")
+    loaded = []
+    for name in names:
+        source = project_dir / "hooks" / f"{name}.py"
+        if not source.exists():
+            raise ValueError(f"{CONF_FILE}: hook {name!r} has no file hooks/{name}.py")
+        spec = importlib.util.spec_from_file_location(f"lakehouse_hook_{name}", source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        loaded.append((module, config.get(name) or {}))
+    return loaded
+
+
+def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
+    """``run()`` (the pipeline) inside its hooks; the run's outputs."""
+    from lakehouse.runs import new_run_id
+
+    hooks = load(project_dir)
+    record = Run(pipeline, "", project_dir, dict(inputs or {}))
+    record.run_id = new_run_id(pipeline)
+    token = _current.set(record)
+    entered: list[tuple[ModuleType, dict]] = []
+    try:
+        for module, settings in hooks:
+            module.before(record, settings)
+            entered.append((module, settings))
+        logger.info(f"{pipeline}: run {record.run_id} started")
+        outputs = run()
+        record.finish("succeeded", outputs=outputs)
+        logger.info(f"{pipeline}: run {record.run_id} succeeded in {record.seconds:.1f} s")
+        return outputs
+    except RunRefused as refused:
+        record.finish("refused", error=refused)
+        exit_status.request(refused.exit_code)
+        logger.error(f"{pipeline}: {refused}")
+        raise
+    except BaseException as error:
+        cause = error.__cause__ if isinstance(error, RuntimeError) and error.__cause__ else error
+        record.finish("failed", error=cause)
+        logger.error(
+            f"{pipeline}: run {record.run_id} failed after {record.seconds:.1f} s: "
+            f"{record.error_type}: {record.error_message}"
+        )
+        raise
+    finally:
+        for module, settings in reversed(entered):
+            try:
+                module.after(record, settings)
+            except Exception as error:  # a hook never hides the run's own outcome
+                logger.error(f"{pipeline}: hook {module.__name__} failed after the run: {error}")
+        _current.reset(token)
+
+
+def _project_dir(pipeline) -> Path:
+    base = getattr(getattr(pipeline, "project_context", None), "base_dir", None)
+    return Path(base) if base and "://" not in str(base) else Path.cwd()
+
+
+class _RetriesInHooks:
+    """FlowerPower's retry manager for one run, its whole retry loop inside the hooks."""
+
+    def __init__(self, retries, pipeline: str, project_dir: Path, inputs: dict) -> None:
+        self.retries, self.pipeline, self.project_dir, self.inputs = (
+            retries,
+            pipeline,
+            project_dir,
+            inputs,
+        )
+
+    def execute(self, operation, **kwargs):
+        return run_with_hooks(
+            self.pipeline,
+            self.project_dir,
+            self.inputs,
+            lambda: self.retries.execute(operation=operation, **kwargs),
+        )
+
+
+def _stamp_run_id(record) -> None:
+    """Every log line written during a run names the run (logs say which run, not only which
+    pipeline and table, when several runs write to one log)."""
+    run = _current.get()
+    if run is not None and run.run_id and run.run_id not in record["message"]:
+        record["message"] = f"[{run.run_id}] {record['message']}"
+
+
+def install() -> None:
+    """Put FlowerPower's retry loop inside the hooks (idempotent). The patched method is the
+    first one ``PipelineRunner.run`` calls after importing the pipeline module (which
+    imports ``lakehouse``), so even a process's first run gets its hooks."""
+    from flowerpower.pipeline.runner import PipelineRunner
+
+    if getattr(PipelineRunner._create_retry_manager, "_with_hooks", False):
+        return
+    original = PipelineRunner._create_retry_manager
+
+    def _create_retry_manager(self, run_config):
+        return _RetriesInHooks(
+            original(self, run_config),
+            self._pipeline.name,
+            _project_dir(self._pipeline),
+            getattr(run_config, "inputs", None) or {},
+        )
+
+    _create_retry_manager._with_hooks = True
+    PipelineRunner._create_retry_manager = _create_retry_manager
+    logger.configure(patcher=_stamp_run_id)
+
+
+def as_json(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,155 @@
+"""The run ledger: ``lake_root/_runs``, a Delta table with one row per run of a pipeline.
+
+A run's row is written when it starts (``running``) and completed when it ends
+(``succeeded``, ``failed``), so a run killed outright leaves ``running`` behind; the next run
+of the same pipeline, once it holds the pipeline's lock (so the killed one is surely gone),
+marks such rows ``abandoned``. Each row says what the run did to each table it wrote: rows,
+operation, version, and the table's watermark before and after the run (from the commits'
+metadata). The ledger is itself in the lake, so it follows the lake to S3.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError
+from loguru import logger
+
+from lakehouse import delta
+from lakehouse.hooks import Run
+from lakehouse.storage import Location
+
+SCHEMA = pa.schema(
+    [
+        ("pipeline", pa.string()),
+        ("run_id", pa.string()),
+        ("status", pa.string()),  # running, succeeded, failed, abandoned
+        ("started_at", pa.timestamp("us", "UTC")),
+        ("ended_at", pa.timestamp("us", "UTC")),
+        ("seconds", pa.float64()),
+        ("rows_read", pa.int64()),  # from upstream (bronze: landing files, silver: bronze)
+        ("rows_written", pa.int64()),
+        ("rows_quarantined", pa.int64()),
+        ("tables", pa.string()),  # JSON: per table written, rows, operation, version, watermarks
+        ("executor", pa.string()),
+        ("host", pa.string()),
+        ("git_commit", pa.string()),
+        ("inputs", pa.string()),  # JSON
+        ("error_type", pa.string()),
+        ("error_message", pa.string()),
+    ]
+)
+ATTEMPTS = 20  # concurrent runs of other pipelines commit to the ledger too
+
+
+def location(lake_root: str) -> Location:
+    return Location.from_uri(lake_root).child("_runs")
+
+
+def _committed(action) -> None:
+    """Run a ledger commit, again if another run's ledger commit landed first."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return action()
+        except CommitFailedError:
+            time.sleep(0.05 * (attempt + 1))
+    return action()
+
+
+def _table_writes(run: Run) -> list[dict]:
+    writes = []
+    for result in run.results():
+        before, after = delta.run_watermarks(Location.from_uri(result.uri), run.run_id)
+        writes.append(
+            {
+                "table": result.table,
+                "operation": result.operation,
+                "rows": result.rows,
+                "rows_read": result.rows_read,
+                "version": result.version,
+                "watermark_before": before,
+                "watermark_after": after,
+            }
+        )
+    return writes
+
+
+def _row(run: Run, writes: list[dict]) -> pa.Table:
+    written = [w for w in writes if not w["table"].startswith("_quarantine/")]
+    quarantined = [w for w in writes if w["table"].startswith("_quarantine/")]
+    row = {
+        "pipeline": run.pipeline,
+        "run_id": run.run_id,
+        "status": run.status,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "seconds": run.seconds,
+        "rows_read": sum(w["rows_read"] or 0 for w in writes),
+        "rows_written": sum(w["rows"] for w in written),
+        "rows_quarantined": sum(w["rows"] for w in quarantined),
+        "tables": json.dumps(writes, sort_keys=True, default=str),
+        "executor": run.executor,
+        "host": run.host,
+        "git_commit": run.git_commit,
+        "inputs": json.dumps(run.inputs, sort_keys=True, default=str),
+        "error_type": run.error_type,
+        "error_message": run.error_message,
+    }
+    return pa.Table.from_pylist([row], schema=SCHEMA)
+
+
+def record_start(ledger: Location, run: Run) -> None:
+    """Mark runs of this pipeline left ``running`` as abandoned; add this run's row."""
+    table = delta.ensure_table(ledger, SCHEMA)
+    left = (
+        table.to_pyarrow_dataset()
+        .filter((pc.field("pipeline") == run.pipeline) & (pc.field("status") == "running"))
+        .to_table(columns=["run_id"])
+    )
+    if left.num_rows:
+        logger.warning(
+            f"{run.pipeline}: runs {', '.join(left.column('run_id').to_pylist())} ended "
+            "without an outcome (killed?): marked abandoned in the ledger"
+        )
+        _committed(
+            lambda: (
+                DeltaTable(ledger.uri, storage_options=ledger.delta_options)
+                .merge(left, "t.run_id = s.run_id", source_alias="s", target_alias="t")
+                .when_matched_update(
+                    {
+                        "status": "'abandoned'",
+                        "error_message": "'the run ended without recording an outcome (killed?)'",
+                    }
+                )
+                .execute()
+            )
+        )
+    _committed(  # a fresh snapshot each attempt: an old one conflicts with the merge above
+        lambda: write_deltalake(
+            ledger.uri, _row(run, []), mode="append", storage_options=ledger.delta_options
+        )
+    )
+
+
+def record_end(ledger: Location, run: Run) -> None:
+    """Complete this run's row with its outcome and what it wrote."""
+    row = _row(run, _table_writes(run))
+    _committed(
+        lambda: (
+            DeltaTable(ledger.uri, storage_options=ledger.delta_options)
+            .merge(row, "t.run_id = s.run_id", source_alias="s", target_alias="t")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+    )
+    logger.info(f"{run.pipeline}: run {run.run_id} recorded in {ledger.name} ({run.status})")
+
+
+def read(ledger: Location) -> pa.Table:
+    table = delta.open_table(ledger)
+    return SCHEMA.empty_table() if table is None else table.to_pyarrow_table()

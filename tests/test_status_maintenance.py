@@ -1,0 +1,87 @@
+"""The status command (freshness, exit code 3, alert) and the maintenance pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+import yaml
+
+from lakehouse import status
+
+
+def _freshness(lakehouse, limits: dict) -> None:
+    path = lakehouse.project / "conf" / "pipelines" / "status.yml"
+    spec = yaml.safe_load(path.read_text())
+    spec["run"]["config"]["freshness"] = limits
+    path.write_text(yaml.safe_dump(spec))
+
+
+def test_status_lists_every_table_and_fails_with_code_3_when_one_is_stale(lakehouse, monkeypatch):
+    assert lakehouse.cli("daily").returncode == 0
+    done = lakehouse.cli("status")
+    assert done.returncode == 0, done.stderr
+    for name in ("bronze/orders", "silver/lineitem", "gold/daily_revenue", "_quarantine/orders"):
+        assert name in done.stdout
+    rows = str(lakehouse.table("silver/orders").height)
+    assert rows in done.stdout
+    runs = lakehouse.table("_runs")
+    assert runs.filter(runs["pipeline"] == "gold")["run_id"][0] in done.stdout
+
+    alert_file = lakehouse.root / "alert.json"
+    monkeypatch.setenv("ALERT_COMMAND", f"cat > {alert_file}")
+    later = (datetime.now(UTC) + timedelta(hours=27)).isoformat()
+    done = lakehouse.cli("status", "--inputs", json.dumps({"as_of": later}))
+    assert done.returncode == status.EXIT_STALE, done.stderr
+    assert "gold/daily_revenue: last commit 27.0 h ago (limit 26 h)" in done.stderr
+    alert = json.loads(alert_file.read_text())
+    assert alert["event"] == "tables_stale" and alert["pipeline"] == "status"
+    assert "gold/customer_value" in alert["error"]
+
+    _freshness(lakehouse, {"gold/not_built_yet": "1h"})
+    done = lakehouse.cli("status")
+    assert done.returncode == status.EXIT_STALE
+    assert "gold/not_built_yet: missing" in done.stderr
+
+    _freshness(lakehouse, {"gold/daily_revenue": "a day"})
+    done = lakehouse.cli("status")
+    assert done.returncode == 1
+    assert "freshness.gold/daily_revenue: 'a day' is not a duration such as 30m, 26h or 8d" in (
+        done.stderr
+    )
+
+
+def _rows(lakehouse, name: str) -> list:
+    frame = lakehouse.table(name)
+    return frame.sort(frame.columns, nulls_last=True).rows()
+
+
+def test_maintenance_compacts_and_vacuums_without_changing_data(lakehouse):
+    for _ in range(3):
+        lakehouse.run("daily")
+    orphan = lakehouse.lake / "bronze" / "orders" / "part-00000-killed-writer.parquet"
+    orphan.write_bytes(b"PAR1 left by a killed run PAR1")
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+    names = ["bronze/orders", "silver/lineitem", "gold/daily_revenue", "_quarantine/lineitem"]
+    before = {name: _rows(lakehouse, name) for name in names}
+    files_before = len(list((lakehouse.lake / "bronze" / "orders").glob("*.parquet")))
+
+    path = lakehouse.project / "conf" / "pipelines" / "maintenance.yml"
+    spec = yaml.safe_load(path.read_text())
+    spec["run"]["config"]["retention_hours"] = 0
+    path.write_text(yaml.safe_dump(spec))
+    done = lakehouse.cli("maintenance")
+    assert done.returncode == 0, done.stderr
+    assert "files_before" in done.stdout and "bronze/orders" in done.stdout
+
+    assert not orphan.exists()
+    assert len(list((lakehouse.lake / "bronze" / "orders").glob("*.parquet"))) < files_before
+    assert {name: _rows(lakehouse, name) for name in names} == before
+    assert (lakehouse.lake / "bronze" / "orders" / "_delta_log" / "_last_checkpoint").exists()
+
+    silver_before = lakehouse.table("silver/orders").height
+    lakehouse.run("daily")  # the change data feed still reads right after compaction
+    assert lakehouse.table("silver/orders").height > silver_before
