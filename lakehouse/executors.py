@@ -36,6 +36,7 @@ from hamilton.execution import executors
 from loguru import logger
 
 from lakehouse import hooks, progress
+from lakehouse.storage import StoreUnavailable, is_transient
 
 POLL_WAIT_SECONDS = 0.002
 CONNECT_TIMEOUT_SECONDS = 10
@@ -428,6 +429,10 @@ def _execute_sync(self, context_builder, run_config, adapter_set, modules):
             .build()
         )
         return dr.execute(final_vars=run_config.final_vars, inputs=run_config.inputs)
+    except Exception as error:
+        if is_transient(error):  # a retry rule (ConnectionError) in the YAML may try again
+            raise StoreUnavailable(f"the store could not be reached: {error}") from error
+        raise
     finally:
         if stop is not None:
             stop()

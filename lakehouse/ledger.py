@@ -21,7 +21,7 @@ from loguru import logger
 
 from lakehouse import delta
 from lakehouse.hooks import Run
-from lakehouse.storage import Location
+from lakehouse.storage import Location, check_conditional_put
 
 SCHEMA = pa.schema(
     [
@@ -104,6 +104,7 @@ def _row(run: Run, writes: list[dict]) -> pa.Table:
 
 def record_start(ledger: Location, run: Run) -> None:
     """Mark runs of this pipeline left ``running`` as abandoned; add this run's row."""
+    check_conditional_put(ledger)  # the first write of a run: refuse an unsafe store here
     table = delta.ensure_table(ledger, SCHEMA)
     left = (
         table.to_pyarrow_dataset()

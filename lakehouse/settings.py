@@ -14,7 +14,7 @@ from types import ModuleType
 
 import yaml
 
-from lakehouse.storage import Location
+from lakehouse.storage import Location, check_conditional_put
 
 CONF_DIR = Path("conf") / "pipelines"
 
@@ -56,4 +56,6 @@ def location(key: str, value: str, pipeline: str, must_exist: bool = False) -> L
     place = Location.from_uri(str(value))
     if must_exist and not place.exists():
         raise FileNotFoundError(f"{where}: {place.uri} does not exist")
+    if key == "lake_root":
+        check_conditional_put(place)
     return place

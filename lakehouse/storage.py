@@ -8,6 +8,7 @@ configuration: they come from the process environment when a filesystem is opene
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -36,19 +37,98 @@ def absolute_uri(uri: str) -> str:
     return uri.rstrip("/")
 
 
+# deltalake (object_store) retries a failed request with backoff for up to this long, so a
+# store that goes away for seconds costs a wait, not a failed run.
+STORE_RETRIES = {
+    "max_retries": "10",
+    "retry_timeout": "120s",
+    "backoff_config.init_backoff": "200ms",
+    "backoff_config.max_backoff": "10s",
+    "backoff_config.base": "2",
+}
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ALLOW_HTTP",
+)
+
+
 def delta_storage_options(uri: str) -> dict[str, str]:
-    """Options deltalake needs for ``uri``, read from the environment (empty when local)."""
+    """Options deltalake needs for ``uri``, read from the environment (empty when local).
+    Other stores (``gs://``, ``az://``) read their own variables (``GOOGLE_*``, ``AZURE_*``)."""
     if is_local(uri):
         return {}
-    names = (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-        "AWS_ENDPOINT_URL",
-        "AWS_ALLOW_HTTP",
-    )
-    return {name: os.environ[name] for name in names if os.environ.get(name)}
+    found = {name: os.environ[name] for name in AWS_VARIABLES if os.environ.get(name)}
+    return {**STORE_RETRIES, **found}
+
+
+class StoreUnavailable(ConnectionError):
+    """The object store could not be reached (after the client's own retries)."""
+
+
+class StoreUnsafe(RuntimeError):
+    """The object store would let concurrent Delta writers overwrite each other's commits."""
+
+
+TRANSIENT_MARKS = (
+    "Generic S3 error",
+    "error sending request",
+    "Connection refused",
+    "connection reset",
+    "Connection reset",
+    "Could not connect",
+    "timed out",
+    "Error performing",
+)
+TRANSIENT_TYPES = ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError")
+
+
+def is_transient(error: BaseException) -> bool:
+    """An error of reaching the store (worth retrying the run), not of the data or settings."""
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    if type(error).__name__ in TRANSIENT_TYPES:
+        return True
+    if isinstance(error, FileNotFoundError | PermissionError | FileExistsError):
+        return False
+    return isinstance(error, OSError) and any(mark in str(error) for mark in TRANSIENT_MARKS)
+
+
+_checked_stores: set[str] = set()
+
+
+def check_conditional_put(location: Location) -> None:
+    """Refuse an S3 store that ignores ``If-None-Match``: delta-rs relies on it so that of two
+    writers committing the same version one fails; a store that ignores it lets the second
+    overwrite the first's commit (seen: 12 of 45 commits lost, every writer told success).
+    Two conditional PUTs of one new key: the second must fail. Once per store per process."""
+    protocol, path = split_protocol(location.uri)
+    if protocol not in ("s3", "s3a") or location.uri in _checked_stores:
+        return
+    bucket, _, prefix = path.partition("/")
+    key = f"{prefix.strip('/')}/_lakehouse/conditional-put-check/{uuid.uuid4().hex}".lstrip("/")
+    fs = location.fs
+    try:
+        fs.call_s3("put_object", Bucket=bucket, Key=key, Body=b"1", IfNoneMatch="*")
+        try:
+            fs.call_s3("put_object", Bucket=bucket, Key=key, Body=b"2", IfNoneMatch="*")
+        except FileExistsError:
+            _checked_stores.add(location.uri)
+            return
+        raise StoreUnsafe(
+            f"{location.uri}: the store accepted a second conditional PUT (If-None-Match: *) of "
+            "the same key; concurrent Delta writers would overwrite each other's commits "
+            "without an error. Use a store with conditional writes (AWS S3, MinIO, Ceph RGW, "
+            "R2, ...); nothing was written."
+        )
+    finally:
+        try:
+            fs.call_s3("delete_object", Bucket=bucket, Key=key)
+        except Exception:  # the check's own key; a leftover is harmless
+            pass
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -86,10 +87,21 @@ def tpch_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("tpch")
 
 
-@pytest.fixture
-def lakehouse(tmp_path, tpch_cache, monkeypatch) -> Lakehouse:
-    house = Lakehouse(tmp_path, tpch_cache)
+@contextlib.contextmanager
+def sandbox(root: Path, tpch_cache: Path):
+    """A Lakehouse whose environment and working folder hold only inside the block."""
+    patch = pytest.MonkeyPatch()
+    house = Lakehouse(root, tpch_cache)
     for name, value in house.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(house.project)
-    return house
+        patch.setenv(name, value)
+    patch.chdir(house.project)
+    try:
+        yield house
+    finally:
+        patch.undo()
+
+
+@pytest.fixture
+def lakehouse(tmp_path, tpch_cache):
+    with sandbox(tmp_path, tpch_cache) as house:
+        yield house

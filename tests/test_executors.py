@@ -12,6 +12,7 @@ import polars as pl
 import psutil
 import pytest
 import yaml
+from conftest import sandbox
 from deltalake import DeltaTable
 
 from lakehouse import executors
@@ -103,19 +104,10 @@ def _daily_twice(lakehouse, executor) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, tpch_cache):
     """Two daily runs with every task inline in the driver."""
-    from conftest import Lakehouse
-
-    mp = pytest.MonkeyPatch()
-    house = Lakehouse(tmp_path_factory.mktemp("reference"), tpch_cache)
-    for name, value in house.env().items():
-        mp.setenv(name, value)
-    mp.chdir(house.project)
-    try:
+    with sandbox(tmp_path_factory.mktemp("reference"), tpch_cache) as house:
         house.configure("landing", defect_rate=0.05)
         _daily_twice(house, "synchronous")
         return _rows(house)
-    finally:
-        mp.undo()
 
 
 EXECUTORS = [

@@ -1,0 +1,234 @@
+"""The whole lake on S3: a real S3-compatible server (moto) on 127.0.0.1, reached directly or
+through a proxy that the tests stop, start, or make drop the If-None-Match header."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import polars as pl
+import pytest
+import s3fs
+from conftest import Lakehouse, sandbox
+from deltalake import DeltaTable
+from tcp_proxy import TcpProxy
+from test_executors import _rows
+
+from lakehouse import storage
+
+SECRET = f"s3cr3t-{uuid.uuid4().hex}"  # moto accepts any key: this one must never be printed
+LAYERS = json.dumps({"layers": ["bronze", "silver", "gold"], "project_dir": "."})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MotoServer:
+    """moto's S3 server in a process of its own (delta-rs holds the GIL while it waits for a
+    reply, so a server thread inside the test process could never answer it)."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1"]
+        self.process = subprocess.Popen(
+            [*command, "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("moto_server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def moto():
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+class S3Lakehouse(Lakehouse):
+    """A sandbox project whose landing zone and lake are in a bucket of the moto server."""
+
+    def __init__(self, root: Path, tpch_cache: Path, endpoint: str):
+        super().__init__(root, tpch_cache)
+        self.bucket = f"lake-{uuid.uuid4().hex[:12]}"
+        self.endpoint = endpoint
+        self.landing = f"s3://{self.bucket}/landing"
+        self.lake_uri = f"s3://{self.bucket}/lake"
+
+    def aws(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": "lakehouse-test",
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+        }
+
+    def env(self) -> dict[str, str]:
+        return {
+            "LANDING_ROOT": self.landing,
+            "LAKE_ROOT": self.lake_uri,
+            "TPCH_CACHE_DIR": str(self.tpch_cache),
+            **self.aws(),
+        }
+
+    def table(self, name: str) -> pl.DataFrame:
+        uri = f"{self.lake_uri}/{name}"
+        return pl.from_arrow(
+            DeltaTable(uri, storage_options=storage.delta_storage_options(uri)).to_pyarrow_table()
+        )
+
+
+@pytest.fixture
+def s3_lakehouse(tmp_path, tpch_cache, moto, monkeypatch):
+    house = S3Lakehouse(tmp_path, tpch_cache, f"http://127.0.0.1:{moto.port}")
+    for name, value in house.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(house.project)
+    s3fs.S3FileSystem.clear_instance_cache()
+    s3fs.S3FileSystem().mkdir(house.bucket)
+    yield house
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory, tpch_cache):
+    """The same days on the local disk: landing once, then bronze, silver, gold (twice)."""
+    with sandbox(tmp_path_factory.mktemp("local"), tpch_cache) as house:
+        house.run("landing")
+        house.run("daily", config=json.loads(LAYERS))
+        house.run("daily", config=json.loads(LAYERS))
+        return _rows(house)
+
+
+@pytest.mark.slow
+def test_daily_on_s3_gives_the_tables_of_a_local_run(s3_lakehouse, local_reference):
+    s3_lakehouse.run("landing")
+    done = s3_lakehouse.cli("daily", "--config", LAYERS)
+    assert done.returncode == 0, done.stderr
+    s3_lakehouse.run("daily", config=json.loads(LAYERS))  # nothing new: nothing changes
+    assert _rows(s3_lakehouse) == local_reference
+    runs = s3_lakehouse.table("_runs")
+    assert set(runs["status"]) == {"succeeded"} and runs.height == 1 + 8  # landing, 2x(daily+3)
+    assert s3_lakehouse.table("_quarantine/lineitem").height > 0
+    status = s3_lakehouse.cli("status")
+    assert status.returncode == 0, status.stderr
+    assert "gold/daily_revenue" in status.stdout
+    assert SECRET not in done.stdout + done.stderr + status.stdout + status.stderr
+
+
+WRITER = """
+import sys, pyarrow as pa
+from deltalake import write_deltalake
+from lakehouse import storage
+uri, name = sys.argv[1], sys.argv[2]
+for i in range(15):
+    table = pa.table({"writer": [name], "i": [i]})
+    write_deltalake(uri, table, mode="append", storage_options=storage.delta_storage_options(uri))
+"""
+
+
+def test_two_concurrent_writers_lose_no_commits(s3_lakehouse):
+    uri = f"{s3_lakehouse.lake_uri}/contended"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, uri, name], env={**os.environ, **s3_lakehouse.env()}
+        )
+        for name in ("a", "b")
+    ]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0]
+    table = DeltaTable(uri, storage_options=storage.delta_storage_options(uri))
+    rows = pl.from_arrow(table.to_pyarrow_table())
+    assert rows.height == 30
+    assert rows.group_by("writer").len().sort("writer")["len"].to_list() == [15, 15]
+    assert table.version() == 29  # every commit a version of its own, none overwritten
+
+
+def test_a_store_that_ignores_conditional_puts_is_refused_before_any_write(
+    s3_lakehouse, moto, monkeypatch
+):
+    deaf = TcpProxy(moto.port, rewrite=(b"If-None-Match", b"X-No-Such-Hdr")).start()
+    s3_lakehouse.endpoint = deaf.url  # the store as the pipelines see it
+    s3fs.S3FileSystem.clear_instance_cache()
+    done = s3_lakehouse.cli("landing")
+    assert done.returncode == 1
+    assert "the store accepted a second conditional PUT (If-None-Match: *)" in done.stderr
+    deaf.stop()
+    s3fs.S3FileSystem.clear_instance_cache()
+    assert s3fs.S3FileSystem().find(s3_lakehouse.bucket) == []  # not a landing file, no table
+
+
+@pytest.mark.slow
+def test_a_store_that_goes_away_mid_run_fails_or_retries_cleanly(
+    s3_lakehouse, local_reference, moto, monkeypatch
+):
+    s3_lakehouse.run("landing")
+    proxy = TcpProxy(moto.port).start()
+    run = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "flowerpower"),
+            "pipeline",
+            "run",
+            "daily",
+            "--config",
+            LAYERS,
+        ],
+        cwd=s3_lakehouse.project,
+        env={
+            **os.environ,
+            **s3_lakehouse.env(),
+            "AWS_ENDPOINT_URL": proxy.url,
+            "FP_LOG_LEVEL": "INFO",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(8)  # into bronze or silver
+    proxy.stop()
+    time.sleep(5)
+    proxy.start()
+    out, err = run.communicate(timeout=600)
+    first = run.returncode
+    done = s3_lakehouse.cli("daily", "--config", LAYERS)  # the rerun
+    assert done.returncode == 0, done.stderr
+    proxy.stop()
+    assert _rows(s3_lakehouse) == local_reference  # exactly once: no partial or doubled data
+    assert SECRET not in out + err + done.stdout + done.stderr
+    statuses = s3_lakehouse.table("_runs")["status"].to_list()
+    assert "succeeded" in statuses and (first == 0 or "failed" in statuses)
+
+
+@pytest.mark.slow
+def test_the_secret_key_is_in_no_log_line_and_no_ledger_row(s3_lakehouse, moto, monkeypatch):
+    done = [s3_lakehouse.cli("landing", "--log-level", "DEBUG")]
+    direct = s3_lakehouse.endpoint
+    s3_lakehouse.endpoint = TcpProxy(moto.port).url  # never started: nothing listens there
+    done.append(s3_lakehouse.cli("bronze", "--log-level", "DEBUG"))
+    assert done[0].returncode == 0 and done[1].returncode == 1
+    s3fs.S3FileSystem.clear_instance_cache()
+    assert s3fs.S3FileSystem().find(f"{s3_lakehouse.bucket}/lake/bronze") == []  # as it was
+    text = "".join(d.stdout + d.stderr for d in done)
+    assert s3_lakehouse.bucket in text  # the logs do talk about the store
+    assert SECRET not in text
+    s3_lakehouse.endpoint = direct
+    runs = s3_lakehouse.table("_runs")
+    assert SECRET not in json.dumps(runs.rows(), default=str)
