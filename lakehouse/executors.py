@@ -396,11 +396,6 @@ def _get_state_waiting_briefly(self):
 _original_get_state = executors.TaskFutureWrappingPythonFuture.get_state
 
 
-def _project_dir(pipeline) -> Path:
-    base = getattr(getattr(pipeline, "project_context", None), "base_dir", None)
-    return Path(base) if base and "://" not in str(base) else Path.cwd()
-
-
 def _execute_sync(self, context_builder, run_config, adapter_set, modules):
     """FlowerPower's ``PipelineRunner._execute_sync`` with the executor built here, and
     always handed to Hamilton (FlowerPower leaves ``synchronous`` on a pool of 10 threads)."""
@@ -410,7 +405,7 @@ def _execute_sync(self, context_builder, run_config, adapter_set, modules):
         run_config, adapter_set
     )
     name = self._pipeline.name
-    conf_file = _project_dir(self._pipeline) / "conf" / "pipelines" / f"{name}.yml"
+    conf_file = hooks.project_dir(self._pipeline) / "conf" / "pipelines" / f"{name}.yml"
     spec = spec_for_run(run_config.executor, conf_file)
     executor, stop = start(spec, [m.__name__ for m in modules])
     logger.info(f"{name}: tasks run on {spec}")

@@ -174,7 +174,8 @@ def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
         _current.reset(token)
 
 
-def _project_dir(pipeline) -> Path:
+def project_dir(pipeline) -> Path:
+    """The folder of a FlowerPower pipeline's project (the working folder if not local)."""
     base = getattr(getattr(pipeline, "project_context", None), "base_dir", None)
     return Path(base) if base and "://" not in str(base) else Path.cwd()
 
@@ -221,7 +222,7 @@ def install() -> None:
         return _RetriesInHooks(
             original(self, run_config),
             self._pipeline.name,
-            _project_dir(self._pipeline),
+            project_dir(self._pipeline),
             getattr(run_config, "inputs", None) or {},
         )
 
