@@ -13,13 +13,13 @@ A ``before`` that raises ``RunRefused`` (the lock) stops the run with its exit c
 from __future__ import annotations
 
 import importlib.util
-import json
 import socket
 import subprocess
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 
@@ -87,7 +87,7 @@ class Run:
         walk(self.outputs)
         return found
 
-    @property
+    @cached_property
     def git_commit(self) -> str | None:
         try:
             done = subprocess.run(
@@ -229,7 +229,3 @@ def install() -> None:
     _create_retry_manager._with_hooks = True
     PipelineRunner._create_retry_manager = _create_retry_manager
     logger.configure(patcher=_stamp_run_id)
-
-
-def as_json(value) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
