@@ -25,10 +25,11 @@ run: install  ## land the next days of demo data and carry them to gold (data/)
 SYSTEM_TOOLS := systemd-analyze cron dot
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing pg_ctl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd cron graphviz; \
-	  else echo "missing:$$missing; install Debian packages systemd cron graphviz (as root)"; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd cron graphviz postgresql; \
+	  else echo "missing:$$missing; install Debian packages systemd cron graphviz postgresql (as root)"; exit 1; fi; \
 	fi
 
 test: install-dev system-deps  ## the default test suite (under 10 minutes)

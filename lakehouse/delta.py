@@ -34,6 +34,7 @@ class WriteResult:
     rows: int
     version: int | None
     rows_read: int | None = None  # rows read from upstream for this write, where known
+    bytes: int | None = None  # Arrow bytes moved (plugins), where known
 
     def __str__(self) -> str:
         return f"{self.table}: {self.operation} {self.rows} rows -> version {self.version}"

@@ -14,13 +14,10 @@ unreferenced Parquet files behind (removed by ``vacuum``), never half a batch.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import time
 import uuid
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,14 +28,16 @@ from deltalake.transaction import AddAction, Transaction
 from loguru import logger
 
 from lakehouse import delta
+from lakehouse.plugins.files import (
+    BadFileError,
+    FileSource,
+    compression_of,
+    decompress,
+    read_file,
+)
 from lakehouse.storage import Location
 from lakehouse.tpch import ENTITIES
 
-FORMATS = {
-    "csv": (".csv", ".csv.gz"),
-    "jsonl": (".jsonl", ".jsonl.gz", ".ndjson"),
-    "parquet": (".parquet",),
-}
 BAD_FILES_SCHEMA = pa.schema(
     [
         ("source", pa.string()),
@@ -69,18 +68,11 @@ class LandingFile:
     size: int
     fingerprint: int
     table: Location
+    compression: str = "infer"
 
     @property
     def app_id(self) -> str:
         return f"file:{self.source}/{self.name}"
-
-
-class BadFileError(Exception):
-    """A landing file that cannot be read as its format says; ``kind`` names the problem."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -113,29 +105,29 @@ def fingerprint(info: dict) -> int:
     return int(digest[:15], 16)
 
 
-def list_new_files(landing: Location, lake: Location, source: str, fmt: str) -> list[LandingFile]:
-    """The files of ``landing/<source>/`` whose fingerprint the bronze table has not recorded
-    (as ingested) nor the bad-file table (as unreadable: such a file is retried only once
-    it changes)."""
-    folder = landing.child(source)
+def list_new_files(
+    landing: Location, lake: Location, source: str, plugin: FileSource
+) -> list[LandingFile]:
+    """The source's files (``landing/<source>/`` or the plugin's ``uri``) whose fingerprint
+    the bronze table has not recorded (as ingested) nor the bad-file table (as unreadable:
+    such a file is retried only once it changes)."""
     table_location = lake.child("bronze", source)
-    if not folder.exists():
+    listed = plugin.list_files(landing.child(source))
+    if not listed:
         return []
     ingested = delta.app_transactions(table_location)
     bad = delta.app_transactions(bad_files_location(lake))
     files = []
-    for info in sorted(folder.fs.ls(folder.uri, detail=True), key=lambda i: i["name"]):
-        name = info["name"].rsplit("/", 1)[-1]
-        if info["type"] != "file" or name.startswith((".", "_")) or not name.endswith(FORMATS[fmt]):
-            continue
+    for uri, name, info in listed:
         candidate = LandingFile(
             source,
-            f"{folder.uri}/{name}",
+            uri,
             name,
-            fmt,
+            plugin.format,
             info["size"],
             fingerprint(info),
             table_location,
+            plugin.compression,
         )
         if candidate.fingerprint in (ingested.get(candidate.app_id), bad.get(candidate.app_id)):
             continue
@@ -151,12 +143,17 @@ def by_source(files: list[LandingFile]) -> dict[str, list[LandingFile]]:
 
 
 def estimate_rows(file: LandingFile) -> int:
-    """Rows in a landing file without parsing it: Parquet's footer, or CSV lines less the header."""
+    """Rows in a landing file without typing it: Parquet's footer, else lines (less the CSV
+    header); 0 for a file that cannot be read."""
     fs = Location(file.uri).fs
     with fs.open(file.uri, "rb") as handle:
         if file.format == "parquet":
             return pq.ParquetFile(handle).metadata.num_rows
-        return max(0, handle.read().count(b"\n") - 1)
+        try:
+            data = decompress(handle.read(), compression_of(file.uri, file.compression))
+        except BadFileError:
+            return 0
+    return max(0, data.count(b"\n") - (file.format == "csv"))
 
 
 def bad_files_location(lake: Location) -> Location:
@@ -167,58 +164,14 @@ def read_landing_file(file: LandingFile, expected: pa.Schema | None = None) -> p
     """The file's rows as landed: CSV and JSON values as text (typing happens in silver).
 
     Raises ``BadFileError`` for a file that is not what its format and source promise:
-    zero bytes, broken gzip, not UTF-8, unparseable, or columns missing or retyped against
-    ``expected`` (the bronze table's schema so far).
+    zero bytes, broken compression, not UTF-8, unparseable, or columns missing or retyped
+    against ``expected`` (the bronze table's schema so far).
     """
-    with Location(file.uri).fs.open(file.uri, "rb") as handle:
-        data = handle.read()
-    if not data:
-        raise BadFileError("empty_file", "the file has zero bytes")
-    if file.uri.endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as error:
-            raise BadFileError("corrupt_gzip", f"not a complete gzip stream ({error})") from None
+    frame = read_file(file.uri, file.format, file.compression)
     if file.format == "parquet":
-        frame = _parquet(data)
-    else:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            line = data[: error.start].count(b"\n") + 1
-            raise BadFileError(
-                "not_utf8", f"byte {error.start} (line {line}) is not UTF-8"
-            ) from None
-        frame = _csv(data) if file.format == "csv" else _jsonl(text)
+        frame = frame.with_columns(pl.col(pl.String).cast(pl.String))
     _check_columns(frame, expected, file)
     return frame
-
-
-def _csv(data: bytes) -> pl.DataFrame:
-    try:
-        return pl.read_csv(io.BytesIO(data), infer_schema=False)
-    except (pl.exceptions.PolarsError, ValueError) as error:
-        raise BadFileError("unreadable_csv", str(error).strip().splitlines()[0]) from None
-
-
-def _jsonl(text: str) -> pl.DataFrame:
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise BadFileError("broken_json_line", f"line {number}: {error.msg}") from None
-    frame = pl.DataFrame(rows, infer_schema_length=None)
-    return frame.select(pl.all().cast(pl.String))
-
-
-def _parquet(data: bytes) -> pl.DataFrame:
-    try:
-        return pl.read_parquet(io.BytesIO(data)).with_columns(pl.col(pl.String).cast(pl.String))
-    except (pl.exceptions.PolarsError, OSError) as error:
-        raise BadFileError("unreadable_parquet", str(error).strip().splitlines()[0]) from None
 
 
 def _check_columns(frame: pl.DataFrame, expected: pa.Schema | None, file: LandingFile) -> None:
@@ -326,8 +279,9 @@ def commit_staged(
     )
     table.create_write_transaction(actions, "append", table.schema(), commit_properties=properties)
     table.update_incremental()
+    landed = sum(s.file.size for s in fresh)
     return delta.WriteResult(
-        table_location.name, table_location.uri, "append", rows, table.version(), rows_read=rows
+        table_location.name, table_location.uri, "append", rows, table.version(), rows, landed
     )
 
 

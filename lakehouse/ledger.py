@@ -70,6 +70,7 @@ def _table_writes(run: Run) -> list[dict]:
                 "operation": result.operation,
                 "rows": result.rows,
                 "rows_read": result.rows_read,
+                "bytes": result.bytes,
                 "version": result.version,
                 "watermark_before": before,
                 "watermark_after": after,

@@ -168,19 +168,25 @@ class Location:
 
 def write_bytes_once(location: Location, data: bytes) -> bool:
     """Write ``data`` to ``location`` unless a file is already there; readers never see half.
+    Returns False when the file existed."""
+    if location.fs.exists(location.uri):
+        return False
+    replace_file(location, data)
+    return True
+
+
+def replace_file(location: Location, data: bytes) -> None:
+    """Write ``data`` to ``location``, replacing any file there; readers see old or new.
 
     Local files are written under a hidden temporary name and renamed into place; object
-    stores make a PUT visible only once complete. Returns False when the file existed.
+    stores make a PUT visible only once complete.
     """
     fs, uri = location.fs, location.uri
-    if fs.exists(uri):
-        return False
     parent, name = uri.rsplit("/", 1)
     fs.makedirs(parent, exist_ok=True)
     if not is_local(uri):
         fs.pipe_file(uri, data)
-        return True
+        return
     temporary = f"{parent}/.{name}.tmp"
     fs.pipe_file(temporary, data)
-    fs.mv(temporary, uri)
-    return True
+    os.replace(temporary, uri)

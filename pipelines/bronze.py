@@ -1,6 +1,7 @@
 """Bronze: every new landing file appended, raw, to its source's Delta table.
 
-Upstream: ``landing_root/<source>/`` files (CSV or Parquet, per ``sources`` in YAML).
+Upstream: the ``sources`` in YAML (lakehouse.plugins): files under ``landing_root/<source>/``
+or a ``uri`` (CSV, JSON lines, Parquet), or tables (PostgreSQL, DuckDB, Delta) read by watermark.
 Outputs: ``lake_root/bronze/<source>``, append-only, the landed columns (CSV as text) plus
 ``_source_file``, ``_ingested_at`` and ``_run_id``. One Hamilton task per file stages its
 rows; one commit per table adds them with the file watermark (see ``lakehouse.ingest``).
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from hamilton.htypes import Collect, Parallelizable
 from loguru import logger
 
-from lakehouse import ingest, settings
+from lakehouse import ingest, plugins, pull, settings
 from lakehouse.delta import WriteResult
 from lakehouse.runs import RunMode, check_watermark, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
@@ -27,9 +28,18 @@ def lake(lake_root: str) -> Location:
     return settings.location("lake_root", lake_root, "bronze")
 
 
-def landing(landing_root: str) -> Location:
-    """The landing zone's root folder; it must exist."""
-    return settings.location("landing_root", landing_root, "bronze", must_exist=True)
+def source_plugins(sources: dict) -> dict[str, plugins.Source]:
+    """The sources of the YAML, each checked (format, keys, environment) before data moves."""
+    where = "conf/pipelines/bronze.yml run.config.sources"
+    return {
+        name: plugins.source(name, spec or {}, f"{where}.{name}") for name, spec in sources.items()
+    }
+
+
+def landing(landing_root: str, source_plugins: dict[str, plugins.Source]) -> Location:
+    """The landing zone's root folder; it must exist when a file source lands there."""
+    in_landing = any(s.kind == "files" and not s.spec.get("uri") for s in source_plugins.values())
+    return settings.location("landing_root", landing_root, "bronze", must_exist=in_landing)
 
 
 def run_id() -> str:
@@ -42,19 +52,15 @@ def ingested_at() -> datetime:
     return datetime.now(UTC)
 
 
-def new_landing_files(landing: Location, lake: Location, sources: dict) -> list[ingest.LandingFile]:
+def new_landing_files(
+    landing: Location, lake: Location, source_plugins: dict[str, plugins.Source]
+) -> list[ingest.LandingFile]:
     """Landing files not yet in bronze: new, late, or rewritten since their last ingestion."""
-    for source, spec in sources.items():
-        fmt = (spec or {}).get("format")
-        if fmt not in ingest.FORMATS:
-            raise ValueError(
-                f"conf/pipelines/bronze.yml run.config.sources.{source}.format: {fmt!r} is not "
-                f"one of {', '.join(ingest.FORMATS)}"
-            )
     files = [
         file
-        for source, spec in sources.items()
-        for file in ingest.list_new_files(landing, lake, source, spec["format"])
+        for name, source in source_plugins.items()
+        if source.kind == "files"
+        for file in ingest.list_new_files(landing, lake, name, source)
     ]
     logger.info(f"bronze: {len(files)} new landing files")
     return files
@@ -109,8 +115,32 @@ def staged_file(
     return ingest.stage(landing_file, run_id, ingested_at)
 
 
+def pulled_tables(
+    source_plugins: dict[str, plugins.Source],
+    lake: Location,
+    run_id: str,
+    ingested_at: datetime,
+    max_rows_per_commit: int,
+    run_mode: RunMode,
+) -> list[WriteResult]:
+    """Table sources (PostgreSQL, DuckDB, Delta): their new and changed rows merged into
+    bronze, from each source's watermark column (see ``lakehouse.pull``)."""
+    results = []
+    for source in source_plugins.values():
+        if source.kind != "table":
+            continue
+        if run_mode.plan:
+            logger.info(f"PLAN bronze/{source.name}: read {source.describe()} from its watermark")
+            continue
+        result = pull.ingest(source, lake, run_id, ingested_at, max_rows_per_commit)
+        logger.info(f"bronze: {result} ({result.rows_read:,} rows read)")
+        results.append(result)
+    return results
+
+
 def bronze_tables(
     staged_file: Collect[ingest.StagedFile | ingest.BadFile],
+    pulled_tables: list[WriteResult],
     lake: Location,
     run_id: str,
     max_rows_per_commit: int,
@@ -135,7 +165,7 @@ def bronze_tables(
         raise ValueError(
             f"bronze: {len(bad)} unreadable landing file(s), nothing committed:\n  {listing}"
         )
-    results = []
+    results = list(pulled_tables)
     for b in bad:
         logger.warning(f"bronze: skipped, left in place: {b}")
     recorded = ingest.record_bad_files(lake, bad, run_id)

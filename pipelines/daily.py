@@ -15,7 +15,7 @@ from loguru import logger
 
 from lakehouse import executors, settings
 
-REBUILDING_LAYERS = ("silver", "gold")
+REBUILDING_LAYERS = ("silver", "gold", "publish")
 
 
 def layer_inputs(
@@ -45,8 +45,8 @@ def layer_outputs(
 ) -> dict[str, dict]:
     """Run each layer pipeline of the project in ``project_dir``, in order; their outputs.
 
-    A backfill or full refresh runs only the layers that rebuild (silver, gold); a plan runs
-    every layer in plan mode."""
+    A backfill or full refresh runs only the layers that rebuild (silver, gold, publish);
+    a plan runs every layer in plan mode."""
     settings.check_keys("daily", sys.modules[__name__])
     rebuild = any(key in layer_inputs for key in ("from_date", "to_date", "full_refresh"))
     project = FlowerPowerProject.load(base_dir=os.path.abspath(project_dir))

@@ -51,6 +51,7 @@ class Lakehouse:
             "LANDING_ROOT": str(self.landing),
             "LAKE_ROOT": str(self.lake),
             "TPCH_CACHE_DIR": str(self.tpch_cache),
+            "MARTS_DUCKDB": str(self.root / "marts.duckdb"),
         }
 
     def cli(self, *arguments: str) -> subprocess.CompletedProcess:
@@ -105,3 +106,13 @@ def sandbox(root: Path, tpch_cache: Path):
 def lakehouse(tmp_path, tpch_cache):
     with sandbox(tmp_path, tpch_cache) as house:
         yield house
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on 127.0.0.1 for the session (see postgres_server.py)."""
+    from postgres_server import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()

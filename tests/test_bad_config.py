@@ -22,7 +22,7 @@ def _tables(lakehouse) -> list[str]:
         (
             "bronze",
             {"sources": {"orders": {"format": "xlsx"}}},
-            r"run.config.sources.orders.format: 'xlsx' is not one of csv, jsonl, parquet",
+            r"run.config.sources.orders.format: 'xlsx' is not a known source \(known: csv, delta, duckdb, jsonl, parquet, postgres",
         ),
         (
             "bronze",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from crash_harness import Harness, differences, lake_tables, random_kill_times
 
 TRIALS = 20
 
 
+@pytest.mark.slow  # two minutes: in `make test-slow` (CI runs it)
 def test_killed_runs_then_reruns_equal_an_uninterrupted_run(lakehouse):
     lakehouse.configure("landing", defect_rate=0.05, days_per_run=4)
     lakehouse.run("landing")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
+import duckdb
 import polars as pl
 import pytest
 import truth
@@ -105,6 +106,20 @@ def test_gold_marts_equal_duckdb_over_tpchgen_output(ingested):
     assert_frame_equal(actual.drop(exact), expected.drop(exact), rel_tol=1e-9)
     value = ingested.table("gold/customer_value")
     assert_frame_equal(_sorted(value, ["c_custkey"]), truth.customer_value(con), check_dtypes=False)
+
+
+def test_daily_publishes_every_mart_to_the_duckdb_file_as_gold_holds_it(ingested):
+    con = duckdb.connect(str(ingested.root / "marts.duckdb"), read_only=True)
+    versions = dict(con.execute("SELECT mart, gold_version FROM _lakehouse_published").fetchall())
+    for mart in ("daily_revenue", "pricing_summary", "customer_value"):
+        published = pl.from_arrow(con.sql(f"SELECT * FROM {mart}").to_arrow_table())
+        gold = ingested.table(f"gold/{mart}")
+        assert_frame_equal(
+            published.sort(published.columns),
+            gold.select(published.columns).sort(published.columns),
+        )
+        assert versions[mart] == ingested.version(f"gold/{mart}")
+    con.close()
 
 
 def test_money_is_exact_to_the_cent(ingested):

@@ -134,8 +134,8 @@ def test_daily_gives_the_same_tables_on_every_executor(lakehouse, reference, exe
         _daily_twice(lakehouse, executor)
     assert _rows(lakehouse) == reference
     expected = _yaml_executor_types(lakehouse) if executor is None else {executor["type"]}
-    assert len(started) == 2 * 5  # daily, then its 4 layers, twice
-    assert set(started[1:5] + started[6:10]) == expected
+    assert len(started) == 2 * 6  # daily, then its 5 layers, twice
+    assert set(started[1:6] + started[7:12]) == expected
     if executor and executor["type"] in ("dask", "ray"):
         assert sockets.seen, "no server of the cluster was seen listening"
         assert sockets.not_loopback() == []
@@ -145,7 +145,7 @@ def _yaml_executor_types(lakehouse) -> set[str]:
     folder = lakehouse.project / "conf" / "pipelines"
     return {
         yaml.safe_load((folder / f"{layer}.yml").read_text())["run"]["executor"]["type"]
-        for layer in ("landing", "bronze", "silver", "gold")
+        for layer in ("landing", "bronze", "silver", "gold", "publish")
     }
 
 

@@ -117,7 +117,14 @@ def test_the_ledger_records_what_each_run_wrote(lakehouse):
     done = lakehouse.cli("daily")
     assert done.returncode == 0, done.stderr
     ledger = _runs(lakehouse)
-    assert ledger["pipeline"].to_list() == ["daily", "landing", "bronze", "silver", "gold"]
+    assert ledger["pipeline"].to_list() == [
+        "daily",
+        "landing",
+        "bronze",
+        "silver",
+        "gold",
+        "publish",
+    ]
     assert set(ledger["status"]) == {"succeeded"}
     assert (ledger["ended_at"] >= ledger["started_at"]).all()
     bronze = ledger.filter(pl.col("pipeline") == "bronze").row(0, named=True)
@@ -139,6 +146,11 @@ def test_the_ledger_records_what_each_run_wrote(lakehouse):
     silver_tables = json.loads(silver["tables"])
     orders = next(t for t in silver_tables if t["table"] == "silver/orders")
     assert orders["rows_read"] == lakehouse.table("bronze/orders").height
+    published = ledger.filter(pl.col("pipeline") == "publish").row(0, named=True)
+    marts = {t["table"]: t for t in json.loads(published["tables"])}
+    assert marts["bi/daily_revenue"]["rows"] == lakehouse.table("gold/daily_revenue").height
+    assert marts["bi/daily_revenue"]["bytes"] > 0
+    assert marts["bi/daily_revenue"]["version"] == lakehouse.version("gold/daily_revenue")
 
     assert lakehouse.cli("daily").returncode == 0  # the next day: watermarks move on
     second = _runs(lakehouse).filter(pl.col("pipeline") == "bronze").row(1, named=True)

@@ -1,0 +1,117 @@
+"""DuckDB database file plugins: a table or query source, and a sink for BI tools.
+
+The sink never writes the file readers open. It copies the database to a hidden file next
+to it, replaces the change's scope there in one transaction, checkpoints, and renames the
+copy over the original: a reader that opened the file before sees the old tables, one that
+opens it after sees the new ones, and neither waits on a lock. Each publish copies the file,
+which suits mart-sized databases (tens of GB would call for PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import duckdb
+import pyarrow as pa
+
+from lakehouse.plugins import Change, Moved, PluginError, Sink, register, sql
+from lakehouse.storage import absolute_uri, is_local
+
+BATCH_ROWS = 100_000
+
+
+def _path(plugin, must_exist: bool) -> str:
+    path = str(plugin.spec["path"])
+    if not is_local(path):
+        raise PluginError(
+            f"{plugin.where}.path: {path} must be a local file (DuckDB writes locally)"
+        )
+    path = absolute_uri(path)
+    if must_exist and not os.path.exists(path):
+        raise PluginError(f"{plugin.where}.path: {path} does not exist")
+    return path
+
+
+@register
+class DuckDBSource(sql.SqlSource):
+    """Rows of a ``table`` or ``query`` of the database file at ``path``, read-only."""
+
+    format = "duckdb"
+    keys = ("path", *sql.SqlSource.keys)
+    required = ("path",)
+
+    def execute(self, query: str) -> Iterator[pa.RecordBatch]:
+        con = duckdb.connect(_path(self, must_exist=True), read_only=True)
+        try:
+            yield from con.execute(query).to_arrow_reader(BATCH_ROWS)
+        finally:
+            con.close()
+
+
+@register
+class DuckDBSink(Sink):
+    """Each mart a table of the database file at ``path``, replaced atomically per publish."""
+
+    format = "duckdb"
+    keys = ("path",)
+    required = ("path",)
+
+    def published_version(self, table: str) -> int | None:
+        path = _path(self, must_exist=False)
+        if not os.path.exists(path):
+            return None
+        con = duckdb.connect(path, read_only=True)
+        try:
+            known = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                [sql.STATE_TABLE],
+            ).fetchall()[0][0]
+            found = con.execute(sql.published_version(table)).fetchall() if known else []
+        finally:
+            con.close()
+        return found[0][0] if found else None
+
+    def write(self, change: Change) -> Moved:
+        path = _path(self, must_exist=False)
+        folder, name = os.path.split(path)
+        os.makedirs(folder, exist_ok=True)
+        working = os.path.join(folder, f".{name}.publishing")
+        for leftover in (working, f"{working}.wal"):
+            if os.path.exists(leftover):  # a publish killed before its rename
+                os.remove(leftover)
+        if os.path.exists(path):
+            shutil.copyfile(path, working)
+        moved = Moved()
+        con = duckdb.connect(working)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(sql.create_table(change.table, change.schema, change.keys))
+            con.execute(sql.create_state_table())
+            con.register(
+                "staged", pa.RecordBatchReader.from_batches(change.schema, _counted(change, moved))
+            )
+            scope = None
+            if not change.whole:
+                con.register("scope", pa.table({"value": list(change.values)}))
+                scope = "scope"
+            for statement in sql.replace_scope(change, "staged", scope):
+                con.execute(statement)
+            con.execute("COMMIT")
+            con.execute("CHECKPOINT")
+        except BaseException:
+            con.close()
+            os.remove(working)
+            raise
+        con.close()
+        with open(working, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(working, path)
+        return moved
+
+
+def _counted(change: Change, moved: Moved) -> Iterator[pa.RecordBatch]:
+    for batch in change.batches:
+        moved.count(batch)
+        yield batch
