@@ -44,6 +44,7 @@ lint: install-dev
 bench: install-dev  ## TPC-H SF1 benchmark of the daily flow, then the executors (several minutes)
 	$(BIN)/python bench/bench_daily.py --scale-factor 1 --days 365
 	$(BIN)/python bench/bench_executors.py --scale-factor 0.1
+	$(BIN)/python bench/bench_plugins.py --rows 2000000
 
 dags: install system-deps  ## pictures of every pipeline's DAG into docs/dag/
 	for name in $$(ls conf/pipelines | sed 's/\.yml$$//'); do \

@@ -107,17 +107,29 @@ def storable(dtype: pa.DataType) -> pa.DataType:
 
 
 def merge_new(
-    location: Location, rows: pa.Table, column: str | None, since, properties
+    location: Location, rows: pa.Table, column: str | None, properties
 ) -> tuple[int, int]:
-    """Insert the row versions of ``rows`` bronze does not hold yet, in one commit; the
-    target rows compared are those at or after ``since`` (when there is one)."""
+    """Insert the row versions of ``rows`` bronze does not hold yet, in one commit.
+
+    A row version has one ``column`` value, so only target rows inside the batch's range of
+    ``column`` can match: saying so lets delta-rs skip the other files, which keeps a
+    commit's memory flat as the table grows (without a ``column``, the whole table is read).
+    """
     table = delta.ensure_table(location, rows.schema)
     delta.add_missing_columns(table, rows.schema)
     table.update_incremental()
     delta.check_not_committed(table, properties)
     on = "t._row_md5 = s._row_md5"
-    if column and since is not None:
-        on += f" AND t.{column} >= {delta.sql_literal(_literal(since))}"
+    if column:
+        low, high = (v.as_py() for v in pc.min_max(rows.column(column)).values())
+        if low is not None:
+            within = (
+                f"t.{column} >= {delta.sql_literal(_literal(low))} "
+                f"AND t.{column} <= {delta.sql_literal(_literal(high))}"
+            )
+            if rows.column(column).null_count:
+                within = f"({within} OR t.{column} IS NULL)"
+            on += f" AND {within}"
     metrics = (
         table.merge(rows, on, source_alias="s", target_alias="t", commit_properties=properties)
         .when_not_matched_insert_all()
@@ -169,7 +181,7 @@ def ingest(
             mark["newest"] = previous.get("newest")
         properties = delta.commit_properties(app_id, batch, mark, run_id)
         rows = with_lineage(group, source.describe(), run_id, ingested_at)
-        added, version = merge_new(location, rows, column, since, properties)
+        added, version = merge_new(location, rows, column, properties)
         inserted += added
         logger.info(f"bronze/{source.name}: {read:,} rows read, {inserted:,} new so far")
         group = following

@@ -23,6 +23,7 @@ import pytest
 from deltalake import write_deltalake
 from postgres_server import PASSWORD
 
+from lakehouse import plugins
 from lakehouse.plugins import plain
 
 LINEAGE = ["_source_file", "_ingested_at", "_run_id", "_row_md5"]
@@ -253,3 +254,19 @@ def test_a_killed_postgres_pull_reruns_cleanly_and_logs_no_password(lakehouse, o
     for text in (output, rerun.stdout, rerun.stderr, lakehouse.table("_runs").write_csv()):
         assert PASSWORD not in text
     assert not log.exists()
+
+
+def test_an_unreachable_database_is_a_connection_error_without_the_password(monkeypatch):
+    monkeypatch.setenv("DOWN_DB_URL", f"postgresql://etl:{PASSWORD}@127.0.0.1:1/shop")
+    source = plugins.source(
+        "shop", {"format": "postgres", "url_env": "DOWN_DB_URL", "table": "orders"}, "here"
+    )
+    with pytest.raises(ConnectionError) as raised:
+        list(source.batches(None, None))
+    assert "postgresql://etl:***@127.0.0.1:1/shop" in str(raised.value)
+    assert PASSWORD not in str(raised.value)
+    monkeypatch.delenv("DOWN_DB_URL")
+    with pytest.raises(plugins.PluginError, match="here.url_env: environment variable DOWN_DB_URL"):
+        plugins.source(
+            "shop", {"format": "postgres", "url_env": "DOWN_DB_URL", "table": "t"}, "here"
+        )

@@ -92,29 +92,30 @@ class Plugin:
         for key in self.required:
             if self.spec.get(key) in (None, ""):
                 raise PluginError(f"{where}.{key}: {self.format} needs it")
+        for key in self.spec:
+            if key.endswith("_env"):
+                self.env(key)  # an unset variable fails now, before any data moves
 
     def env(self, key: str) -> str:
-        """The secret in the environment variable named by the YAML key ``key``."""
+        """The secret in the environment variable named by the YAML key ``key`` (``url_env``)."""
         variable = self.spec.get(key)
         if not variable:
-            raise PluginError(f"{where_key(self.where, key)}: name the environment variable")
+            raise PluginError(f"{self.where}.{key}: name the environment variable")
         value = os.environ.get(variable, "")
         if not value:
             raise PluginError(
-                f"{where_key(self.where, key)}: environment variable {variable} is unset or empty"
+                f"{self.where}.{key}: environment variable {variable} is unset or empty"
             )
         return value
 
 
-def where_key(where: str, key: str) -> str:
-    return f"{where}.{key}"
-
-
 class Source(Plugin):
-    kind: ClassVar[str]  # "files" or "table"
+    """``kind = "files"``: see ``files.FileSource`` (``list_files``, ``parse``).
+    ``kind = "table"``: ``batches`` streams the rows with ``column >= since`` (all rows
+    when ``since`` is None)."""
 
-    # files: list_files(root) -> list[dict(fsspec info)], read_file(uri) -> pa.Table
-    # table: batches(column, since) -> Iterator[pa.RecordBatch]
+    kind: ClassVar[str]
+
     def batches(self, column: str | None, since) -> Iterator[pa.RecordBatch]:
         raise NotImplementedError
 
