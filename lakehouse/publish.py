@@ -19,10 +19,8 @@ from deltalake import DeltaTable
 from loguru import logger
 
 from lakehouse import contracts, delta
-from lakehouse.plugins import Change, Sink
+from lakehouse.plugins import BATCH_ROWS, Change, Sink
 from lakehouse.storage import Location
-
-BATCH_ROWS = 100_000
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ from typing import ClassVar
 
 import pyarrow as pa
 
+BATCH_ROWS = 100_000  # rows per Arrow record batch a plugin streams
+
 
 class PluginError(ValueError):
     """A source or sink the YAML names that cannot be built: unknown format, bad key, unset

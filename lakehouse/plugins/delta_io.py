@@ -15,10 +15,8 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, Transaction, write_deltalake
 
 from lakehouse import delta
-from lakehouse.plugins import Change, Moved, PluginError, Sink, Source, register
+from lakehouse.plugins import BATCH_ROWS, Change, Moved, PluginError, Sink, Source, register
 from lakehouse.storage import Location
-
-BATCH_ROWS = 100_000
 
 
 @register

@@ -16,10 +16,8 @@ from collections.abc import Iterator
 import duckdb
 import pyarrow as pa
 
-from lakehouse.plugins import Change, Moved, PluginError, Sink, register, sql
+from lakehouse.plugins import BATCH_ROWS, Change, Moved, PluginError, Sink, register, sql
 from lakehouse.storage import absolute_uri, is_local
-
-BATCH_ROWS = 100_000
 
 
 def _path(plugin, must_exist: bool) -> str:
