@@ -235,7 +235,8 @@ def record_watermark_only(table: DeltaTable, properties: CommitProperties) -> No
 
 
 def sql_literal(value) -> str:
-    """A value as a SQL literal for a deltalake predicate."""
+    """A value as a SQL literal (deltalake predicates, DuckDB, PostgreSQL); dates and times
+    as ISO text, which each compares to its column's type."""
     if value is None:
         return "NULL"
     if isinstance(value, (int, float)):

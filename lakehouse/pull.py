@@ -124,8 +124,8 @@ def merge_new(
         low, high = (v.as_py() for v in pc.min_max(rows.column(column)).values())
         if low is not None:
             within = (
-                f"t.{column} >= {delta.sql_literal(_literal(low))} "
-                f"AND t.{column} <= {delta.sql_literal(_literal(high))}"
+                f"t.{column} >= {delta.sql_literal(low)} "
+                f"AND t.{column} <= {delta.sql_literal(high)}"
             )
             if rows.column(column).null_count:
                 within = f"({within} OR t.{column} IS NULL)"
@@ -137,10 +137,6 @@ def merge_new(
     )
     table.update_incremental()
     return metrics.get("num_target_rows_inserted", 0), table.version()
-
-
-def _literal(value):
-    return value.isoformat(sep=" ") if isinstance(value, datetime) else value
 
 
 def ingest(

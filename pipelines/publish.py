@@ -37,7 +37,8 @@ def sink_plugins(sinks: dict) -> list[plugins.Sink]:
 def gold_marts(
     lake: Location, sink_plugins: list[plugins.Sink], marts: list | None = None
 ) -> list[publish.Mart]:
-    """The gold marts to publish: ``marts``, or every gold table."""
+    """The gold marts to publish: ``marts``, or every gold table (after ``sink_plugins``, so
+    that a bad sink fails before any table is opened)."""
     return publish.marts(lake, marts, f"{WHERE}.marts")
 
 

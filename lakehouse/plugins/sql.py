@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date, datetime
 
 import pyarrow as pa
 
+from lakehouse.delta import sql_literal
 from lakehouse.plugins import Change, Plugin, PluginError, Source
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
@@ -17,18 +17,6 @@ STATE_TABLE = "_lakehouse_published"  # (mart, gold_version, published_at), one 
 
 def quote(name: str) -> str:
     return ".".join(f'"{part}"' for part in name.split("."))
-
-
-def literal(value) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, datetime | date):
-        value = value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def source_sql(plugin: Plugin, column: str | None, since) -> str:
@@ -44,7 +32,7 @@ def source_sql(plugin: Plugin, column: str | None, since) -> str:
         if not IDENTIFIER.fullmatch(column) or "." in column:
             raise PluginError(f"{plugin.where}.column: {column!r} is not a column name")
         if since is not None:
-            sql += f' WHERE "{column}" >= {literal(since)}'
+            sql += f' WHERE "{column}" >= {sql_literal(since)}'
     return sql
 
 
@@ -106,7 +94,7 @@ def create_state_table() -> str:
 
 
 def published_version(table: str, state: str = STATE_TABLE) -> str:
-    return f"SELECT gold_version FROM {state} WHERE mart = {literal(table)}"
+    return f"SELECT gold_version FROM {state} WHERE mart = {sql_literal(table)}"
 
 
 def replace_scope(change: Change, staged: str, scope: str | None) -> list[str]:
@@ -127,7 +115,7 @@ def replace_scope(change: Change, staged: str, scope: str | None) -> list[str]:
             f"UPDATE SET {updates}" if updates else "NOTHING"
         )
     state = (
-        f"INSERT INTO {STATE_TABLE} VALUES ({literal(change.table)}, {change.version}, "
+        f"INSERT INTO {STATE_TABLE} VALUES ({sql_literal(change.table)}, {change.version}, "
         "CURRENT_TIMESTAMP) ON CONFLICT (mart) DO UPDATE SET gold_version = excluded.gold_version, "
         "published_at = excluded.published_at"
     )
