@@ -52,7 +52,7 @@ GOLD = ("daily_revenue", "pricing_summary", "customer_value")
 
 def land(scale_factor: float, files: int, landing: Path, tpch_cache: Path) -> int:
     """The whole dataset as ``files`` CSV files per fact table, dimensions as Parquet."""
-    from lakehouse import tpch
+    from demo import tpch
 
     generated = tpch.generate(scale_factor, str(tpch_cache))
     orders = tpch.read_generated(generated, "orders").sort("o_orderdate")

@@ -1,6 +1,8 @@
 """Silver conforming: type raw bronze rows, find the ones that do not parse, keep one per key.
 
 Ranges, allowed values and the grain are the contracts' business (``lakehouse.contracts``).
+A column declared ``nullable`` may be empty (a cancelled order's ship date); any other empty
+value is a ``missing_value`` (``null_key`` for a key column).
 
 Pure functions on Polars frames; no I/O. A row that breaks a rule is never dropped
 silently: it leaves with ``_rule`` (the first rule it broke) and ``_reason`` (every problem,
@@ -11,9 +13,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from lakehouse.tpch import Entity
+from lakehouse import contracts
+from lakehouse.catalog import Entity, Partition
 
 ORDER_OF_ARRIVAL = ("_commit_version", "_ingested_at", "_source_file")
+TRUNCATE = {"day": "1d", "month": "1mo", "year": "1y"}
+TRUE_TEXT, FALSE_TEXT = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
 
 
 def missing_columns(raw_columns: list[str], entity: Entity) -> list[str]:
@@ -21,30 +26,93 @@ def missing_columns(raw_columns: list[str], entity: Entity) -> list[str]:
     return [c for c in entity.columns if c not in raw_columns]
 
 
-def _typed(column: str, dtype: pl.DataType, raw_dtype: pl.DataType) -> pl.Expr:
+def _timestamp(text: pl.Expr, dtype: pl.Datetime) -> pl.Expr:
+    """ISO timestamps as text (``T`` or space, ``Z`` or an offset, or none) as ``dtype``:
+    values with an offset are converted, those without are taken in the column's zone."""
+    text = text.str.replace("T", " ").str.replace(r"Z$", "+00:00")
+    unit, zone = dtype.time_unit, dtype.time_zone
+    with_offset = [
+        text.str.to_datetime(f, time_unit=unit, time_zone=zone or "UTC", strict=False)
+        for f in ("%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M%:z")
+    ]
+    if zone is None:
+        with_offset = [moment.dt.replace_time_zone(None) for moment in with_offset]
+    local = [
+        text.str.to_datetime(f, time_unit=unit, strict=False)
+        for f in ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+    ]
+    if zone:
+        local = [moment.dt.replace_time_zone(zone) for moment in local]
+    return pl.coalesce(with_offset + local)
+
+
+def typed(column: str, dtype: pl.DataType, raw_dtype: pl.DataType) -> pl.Expr:
+    """``column`` as ``dtype``; a value that does not convert becomes null."""
     source = pl.col(column)
-    if raw_dtype == pl.String and dtype == pl.Date:
-        return source.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
     if raw_dtype == pl.String and dtype != pl.String:
-        return source.str.strip_chars().cast(dtype, strict=False)
+        text = source.str.strip_chars()
+        if dtype == pl.Date:
+            return text.str.to_date("%Y-%m-%d", strict=False)
+        if isinstance(dtype, pl.Datetime):
+            return _timestamp(text, dtype)
+        if dtype == pl.Boolean:
+            lower = text.str.to_lowercase()
+            return (
+                pl.when(lower.is_in(TRUE_TEXT)).then(True).when(lower.is_in(FALSE_TEXT)).then(False)
+            )
+        return text.cast(dtype, strict=False)
+    if isinstance(raw_dtype, pl.Datetime) and dtype == pl.Date:
+        return source.dt.date()
     return source.cast(dtype, strict=False)
 
 
-def _checks(entity: Entity, raw: dict[str, str], typed: dict[str, str]) -> list[tuple]:
+def partition_value(partition: Partition, sources: list[pl.Expr] | None = None) -> pl.Expr:
+    """The partition date from its typed source column(s) (or the expressions ``sources``)."""
+    sources = sources or [pl.col(c) for c in partition.source]
+    if len(sources) == 3:
+        day = pl.format("{}-{}-{}", *sources).str.to_date("%Y-%m-%d", strict=False)
+    else:
+        day = sources[0].cast(pl.Date)
+    return day.dt.truncate(TRUNCATE[partition.by])
+
+
+def raw_partition_value(entity: Entity, raw_schema: pl.Schema) -> pl.Expr:
+    """The partition date of rows as they sit in bronze (text or typed): null if unparseable."""
+    partition = entity.partition
+    return partition_value(
+        partition, [typed(c, entity.columns[c], raw_schema[c]) for c in partition.source]
+    )
+
+
+def _checks(entity: Entity, raw: dict[str, str], parsed: dict[str, str]) -> list[tuple]:
     """(rule, broken, reason) for every rule of the entity, in order of precedence.
 
-    ``raw`` and ``typed`` name the columns holding each entity column as it arrived and as
+    ``raw`` and ``parsed`` name the columns holding each entity column as it arrived and as
     typed, so the same rules read a frame before and after ``conformed`` renames them.
     """
     checks = []
     for column in entity.columns:
+        if column in entity.nullable:
+            continue
         rule = "null_key" if column in entity.keys else "missing_value"
         checks.append((rule, pl.col(raw[column]).is_null(), pl.lit(f"{column} is empty")))
     checks.sort(key=lambda check: check[0] != "null_key")
     for column in entity.columns:
-        broken = pl.col(raw[column]).is_not_null() & pl.col(typed[column]).is_null()
+        broken = pl.col(raw[column]).is_not_null() & pl.col(parsed[column]).is_null()
         reason = pl.format(
             f"{column}='{{}}' is not a valid {entity.columns[column]}", pl.col(raw[column])
+        )
+        checks.append(("unparseable_value", broken, reason))
+    if entity.partition and len(entity.partition.source) == 3:
+        sources = entity.partition.source
+        broken = pl.all_horizontal(pl.col(parsed[c]).is_not_null() for c in sources)
+        broken = (
+            broken
+            & partition_value(entity.partition, [pl.col(parsed[c]) for c in sources]).is_null()
+        )
+        reason = pl.format(
+            f"{'/'.join(sources)}={{}} is not a valid date",
+            pl.concat_str([pl.col(parsed[c]) for c in sources], separator="-"),
         )
         checks.append(("unparseable_value", broken, reason))
     return checks
@@ -56,21 +124,21 @@ def conformed(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
     The values as they arrived stay beside them as ``__raw_<column>``, for ``with_reasons``
     and ``raw_text``, until ``without_raw`` drops them.
     """
-    typed = {c: f"__typed_{c}" for c in entity.columns}
-    checks = _checks(entity, {c: c for c in entity.columns}, typed)
+    as_typed = {c: f"__typed_{c}" for c in entity.columns}
+    checks = _checks(entity, {c: c for c in entity.columns}, as_typed)
     first_broken = pl.coalesce(
         [pl.when(broken).then(pl.lit(i, pl.UInt8)) for i, (_, broken, _) in enumerate(checks)]
     )
     names = [name for name, _, _ in checks]
     return (
         raw.with_columns(
-            _typed(c, dtype, raw.schema[c]).alias(typed[c]) for c, dtype in entity.columns.items()
+            typed(c, dtype, raw.schema[c]).alias(as_typed[c]) for c, dtype in entity.columns.items()
         )
         .with_columns(
             _rule=first_broken.replace_strict(list(range(len(names))), names, default=None)
         )
         .rename({c: f"__raw_{c}" for c in entity.columns})
-        .rename({typed[c]: c for c in entity.columns})
+        .rename({as_typed[c]: c for c in entity.columns})
     )
 
 
@@ -101,11 +169,10 @@ def without_raw(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def with_partition(rows: pl.DataFrame, entity: Entity) -> pl.DataFrame:
-    """Add the entity's partition column (first day of the month of its date column)."""
+    """Add the entity's partition column (its date truncated to day, month or year)."""
     if entity.partition is None:
         return rows
-    column, source = entity.partition
-    return rows.with_columns(pl.col(source).dt.truncate("1mo").alias(column))
+    return rows.with_columns(partition_value(entity.partition).alias(entity.partition.column))
 
 
 def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -132,3 +199,42 @@ def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.
 def orphans(rows: pl.DataFrame, foreign_key: str, parent_keys: pl.Series) -> pl.Series:
     """Mask of rows whose ``foreign_key`` is not among ``parent_keys``."""
     return ~rows[foreign_key].is_in(parent_keys.implode())
+
+
+def split(
+    raw: pl.DataFrame, entity: Entity, parent_keys: pl.Series | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(valid rows, one per key, partitioned; rejected rows with ``_rule``, ``_reason`` and
+    ``_raw``, the row as it arrived): typing, declared rules, the entity's model, the grain
+    and, with ``parent_keys``, orphans. A batch that breaks the contract as a whole (a
+    required column missing) raises ``ContractError``."""
+    missing = missing_columns(raw.columns, entity)
+    if missing:
+        raise contracts.ContractError(
+            f"bronze/{entity.source} lacks column(s) {', '.join(missing)} that silver/"
+            f"{entity.name} declares ({entity.where})"
+        )
+    table = f"silver/{entity.name}"
+    rows = conformed(raw, entity)
+    broken = rows.filter(pl.col("_rule").is_not_null())
+    rejected = [with_reasons(broken, entity).with_columns(_raw=raw_text(broken))]
+    parsed = rows.filter(pl.col("_rule").is_null()).drop("_rule").with_row_index("__row")
+    del rows
+    failed = contracts.row_failures(parsed.select(list(entity.columns)), entity, table)
+    against_contract = parsed.join(failed, on="__row")
+    rejected.append(against_contract.with_columns(_raw=raw_text(against_contract)))
+    valid = without_raw(parsed.join(failed, on="__row", how="anti")).drop("__row")
+    valid, duplicates = deduplicated(valid, entity)
+    rejected.append(duplicates.with_columns(_raw=raw_text(duplicates)))
+    if parent_keys is not None and entity.parent:
+        parent = entity.parent
+        orphan = orphans(valid, parent.column, parent_keys)
+        reason = pl.format(
+            f"{parent.column}={{}} has no row in silver/{parent.entity}", pl.col(parent.column)
+        )
+        orphaned = valid.filter(orphan).with_columns(_rule=pl.lit("orphan"), _reason=reason)
+        rejected.append(orphaned.with_columns(_raw=raw_text(orphaned)))
+        valid = valid.filter(~orphan)
+    rejected = pl.concat(rejected, how="diagonal_relaxed").drop("__row", strict=False)
+    contracts.check_table(valid.select(list(entity.columns)), contracts.table_schema(entity), table)
+    return with_partition(valid, entity), rejected

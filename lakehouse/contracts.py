@@ -1,219 +1,151 @@
-"""Data contracts: one pandera model per silver and gold table, checked at each boundary.
+"""Data contracts: pandera schemas built from a table's declaration, checked at each boundary.
 
-Silver rows are checked in two steps: ``*Rows`` models hold the per-row rules (types,
-ranges, allowed values) and run before deduplication, so a defective copy can never
-supersede a good row; the table models add the grain (unique keys) and run on what is
-about to be merged. Gold marts are checked whole before they are written.
+Silver rows are checked in two steps: ``row_schema`` holds the per-row rules (types, ranges,
+allowed values, patterns, lengths, date bounds) and runs before deduplication, so a
+defective copy can never supersede a good row; ``table_schema`` adds the grain (unique keys)
+and runs on what is about to be merged. Gold marts are checked whole before they are
+written. An entity's ``model`` (a pandera model or a row check, by dotted path) is applied
+beside the declared rules.
 """
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
+import importlib
+from datetime import datetime, time, timedelta
 
 import pandera.polars as pa
 import polars as pl
 
-FIRST = date(1992, 1, 1)
-LAST = date(1998, 12, 31)
-MONEY = pl.Decimal(15, 2)
+from lakehouse.catalog import DeclarationError, Entity
+
 RULE_OF_CHECK = {  # pandera check name (prefix) -> quarantine rule
     "greater_than": "out_of_range",
     "less_than": "out_of_range",
     "in_range": "out_of_range",
     "isin": "not_allowed",
     "str_length": "not_allowed",
+    "str_matches": "not_allowed",
     "multiple_fields_uniqueness": "duplicate",
     "field_uniqueness": "duplicate",
 }
+FAILURES_SCHEMA = {"__row": pl.UInt32, "_rule": pl.String, "_reason": pl.String}
 
 
 class ContractError(ValueError):
     """A batch breaks its contract as a whole (a wrong type, a missing column)."""
 
 
-class RegionRows(pa.DataFrameModel):
-    r_regionkey: pl.Int64 = pa.Field(ge=0, description="Region key.")
-    r_name: pl.String = pa.Field(description="Region name.")
-    r_comment: pl.String = pa.Field(description="Free text.")
+def _checks(dtype: pl.DataType, rules: dict) -> list[pa.Check]:
+    checks = [
+        getattr(pa.Check, name)(rules[name]) for name in ("ge", "gt", "le", "lt") if name in rules
+    ]
+    if "between" in rules:
+        checks.append(pa.Check.in_range(*rules["between"]))
+    if "isin" in rules:
+        checks.append(pa.Check.isin(rules["isin"]))
+    if "regex" in rules:
+        checks.append(pa.Check.str_matches(rules["regex"]))
+    if "str_length" in rules:
+        checks.append(pa.Check.str_length(*rules["str_length"]))
+    return checks
 
 
-class NationRows(pa.DataFrameModel):
-    n_nationkey: pl.Int64 = pa.Field(ge=0, description="Nation key.")
-    n_name: pl.String = pa.Field(description="Nation name (the `nation` of gold marts).")
-    n_regionkey: pl.Int64 = pa.Field(ge=0, description="Region of the nation.")
-    n_comment: pl.String = pa.Field(description="Free text.")
+def _date_bounds(entity: Entity, column: str) -> list[pa.Check]:
+    """The entity's ``dates`` bounds, for a date or timestamp column without a range rule."""
+    dtype, rules = entity.columns[column], entity.rules.get(column, {})
+    if entity.dates is None or {"ge", "gt", "le", "lt", "between"} & set(rules):
+        return []
+    first, last = entity.dates
+    if dtype == pl.Date:
+        return [pa.Check.ge(first), pa.Check.le(last)]
+    if isinstance(dtype, pl.Datetime):
+        zone = None
+        if dtype.time_zone:
+            from zoneinfo import ZoneInfo
+
+            zone = ZoneInfo(dtype.time_zone)
+        start = datetime.combine(first, time(), zone)
+        return [
+            pa.Check.ge(start),
+            pa.Check.lt(datetime.combine(last, time(), zone) + timedelta(days=1)),
+        ]
+    return []
 
 
-class SupplierRows(pa.DataFrameModel):
-    s_suppkey: pl.Int64 = pa.Field(ge=1, description="Supplier key.")
-    s_name: pl.String = pa.Field(description="Supplier name.")
-    s_address: pl.String = pa.Field(description="Address.")
-    s_nationkey: pl.Int64 = pa.Field(ge=0, description="Nation of the supplier.")
-    s_phone: pl.String = pa.Field(description="Phone number.")
-    s_acctbal: MONEY = pa.Field(description="Account balance (may be negative).")
-    s_comment: pl.String = pa.Field(description="Free text.")
-
-
-class PartRows(pa.DataFrameModel):
-    p_partkey: pl.Int64 = pa.Field(ge=1, description="Part key.")
-    p_name: pl.String = pa.Field(description="Part name.")
-    p_mfgr: pl.String = pa.Field(description="Manufacturer.")
-    p_brand: pl.String = pa.Field(description="Brand.")
-    p_type: pl.String = pa.Field(description="Part type.")
-    p_size: pl.Int32 = pa.Field(ge=1, description="Size.")
-    p_container: pl.String = pa.Field(description="Container.")
-    p_retailprice: MONEY = pa.Field(gt=0, description="Retail price.")
-    p_comment: pl.String = pa.Field(description="Free text.")
-
-
-class PartsuppRows(pa.DataFrameModel):
-    ps_partkey: pl.Int64 = pa.Field(ge=1, description="Part key.")
-    ps_suppkey: pl.Int64 = pa.Field(ge=1, description="Supplier key.")
-    ps_availqty: pl.Int32 = pa.Field(ge=0, description="Quantity available.")
-    ps_supplycost: MONEY = pa.Field(gt=0, description="Supply cost.")
-    ps_comment: pl.String = pa.Field(description="Free text.")
-
-
-class CustomerRows(pa.DataFrameModel):
-    c_custkey: pl.Int64 = pa.Field(ge=1, description="Customer key.")
-    c_name: pl.String = pa.Field(description="Customer name.")
-    c_address: pl.String = pa.Field(description="Address.")
-    c_nationkey: pl.Int64 = pa.Field(ge=0, description="Nation of the customer.")
-    c_phone: pl.String = pa.Field(description="Phone number.")
-    c_acctbal: MONEY = pa.Field(description="Account balance (may be negative).")
-    c_mktsegment: pl.String = pa.Field(
-        isin=["AUTOMOBILE", "BUILDING", "FURNITURE", "HOUSEHOLD", "MACHINERY"],
-        description="Market segment (the `market_segment` of gold marts).",
+def row_schema(entity: Entity) -> pa.DataFrameSchema:
+    """The per-row rules of a declared table (no uniqueness)."""
+    return pa.DataFrameSchema(
+        {
+            column: pa.Column(
+                dtype,
+                checks=_checks(dtype, entity.rules.get(column, {})) + _date_bounds(entity, column),
+                nullable=column in entity.nullable,
+                description=entity.descriptions.get(column),
+            )
+            for column, dtype in entity.columns.items()
+        },
+        name=entity.name,
+        description=entity.grain or None,
     )
-    c_comment: pl.String = pa.Field(description="Free text.")
 
 
-class OrdersRows(pa.DataFrameModel):
-    o_orderkey: pl.Int64 = pa.Field(ge=1, description="Order key.")
-    o_custkey: pl.Int64 = pa.Field(ge=1, description="Customer who placed the order.")
-    o_orderstatus: pl.String = pa.Field(
-        isin=["O", "F", "P"], description="Open, fulfilled, partial."
+def table_schema(entity: Entity) -> pa.DataFrameSchema:
+    """The whole-table contract: the row rules plus the grain (unique keys). Columns beyond
+    the declared ones (a partition column) are the table's own business."""
+    return pa.DataFrameSchema(
+        row_schema(entity).columns,
+        unique=list(entity.keys),
+        strict=False,
+        name=entity.name,
+        description=entity.grain or None,
     )
-    o_totalprice: MONEY = pa.Field(ge=0, description="Order total.")
-    o_orderdate: pl.Date = pa.Field(ge=FIRST, le=LAST, description="Day the order was placed.")
-    o_orderpriority: pl.String = pa.Field(description="Priority, e.g. 1-URGENT.")
-    o_clerk: pl.String = pa.Field(description="Clerk who took the order.")
-    o_shippriority: pl.Int32 = pa.Field(ge=0, description="Shipping priority.")
-    o_comment: pl.String = pa.Field(description="Free text.")
 
 
-class LineitemRows(pa.DataFrameModel):
-    l_orderkey: pl.Int64 = pa.Field(ge=1, description="Order of the line.")
-    l_partkey: pl.Int64 = pa.Field(ge=1, description="Part sold.")
-    l_suppkey: pl.Int64 = pa.Field(ge=1, description="Supplier of the part.")
-    l_linenumber: pl.Int32 = pa.Field(ge=1, le=7, description="Line number within the order.")
-    l_quantity: MONEY = pa.Field(gt=0, description="Quantity (positive).")
-    l_extendedprice: MONEY = pa.Field(gt=0, description="Quantity times the part's price.")
-    l_discount: MONEY = pa.Field(ge=0, le=Decimal("0.10"), description="Discount, 0 to 0.10.")
-    l_tax: MONEY = pa.Field(ge=0, le=Decimal("0.08"), description="Tax, 0 to 0.08.")
-    l_returnflag: pl.String = pa.Field(isin=["A", "N", "R"], description="Returned, not, refused.")
-    l_linestatus: pl.String = pa.Field(isin=["O", "F"], description="Open or fulfilled.")
-    l_shipdate: pl.Date = pa.Field(ge=FIRST, le=LAST, description="Day shipped.")
-    l_commitdate: pl.Date = pa.Field(ge=FIRST, le=LAST, description="Day promised.")
-    l_receiptdate: pl.Date = pa.Field(ge=FIRST, le=LAST, description="Day received.")
-    l_shipinstruct: pl.String = pa.Field(description="Shipping instruction.")
-    l_shipmode: pl.String = pa.Field(description="Shipping mode.")
-    l_comment: pl.String = pa.Field(description="Free text.")
+def user_check(entity: Entity):
+    """The entity's ``model`` (a pandera ``DataFrameModel``/``DataFrameSchema``, or a function
+    of a frame returning a boolean Series or expression: True for a good row), or None."""
+    if not entity.model:
+        return None
+    module_name, _, attribute = str(entity.model).rpartition(".")
+    where = f"{entity.where}.model"
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise DeclarationError(f"{where}: cannot load {entity.model!r}: {error}") from None
+    if not (hasattr(found, "validate") or callable(found)):
+        raise DeclarationError(f"{where}: {entity.model!r} is not a pandera model or a function")
+    return found
 
 
-def _table(rows: type[pa.DataFrameModel], keys: list[str], grain: str) -> type[pa.DataFrameModel]:
-    """The table contract: the row rules plus the grain (unique, not null keys)."""
-
-    class Config:
-        unique = keys
-        strict = False  # partition columns are the table's own business
-
-    return type(rows.__name__.removesuffix("Rows"), (rows,), {"Config": Config, "__doc__": grain})
-
-
-SILVER_ROWS = {
-    "region": RegionRows,
-    "nation": NationRows,
-    "supplier": SupplierRows,
-    "part": PartRows,
-    "partsupp": PartsuppRows,
-    "customer": CustomerRows,
-    "orders": OrdersRows,
-    "lineitem": LineitemRows,
-}
-SILVER = {
-    "region": _table(RegionRows, ["r_regionkey"], "One row per region."),
-    "nation": _table(NationRows, ["n_nationkey"], "One row per nation."),
-    "supplier": _table(SupplierRows, ["s_suppkey"], "One row per supplier."),
-    "part": _table(PartRows, ["p_partkey"], "One row per part."),
-    "partsupp": _table(PartsuppRows, ["ps_partkey", "ps_suppkey"], "One row per (part, supplier)."),
-    "customer": _table(CustomerRows, ["c_custkey"], "One row per customer."),
-    "orders": _table(OrdersRows, ["o_orderkey"], "One row per order."),
-    "lineitem": _table(LineitemRows, ["l_orderkey", "l_linenumber"], "One row per order line."),
-}
-
-
-class DailyRevenue(pa.DataFrameModel):
-    """One row per (order_date, nation, market_segment)."""
-
-    order_date: pl.Date = pa.Field(ge=FIRST, le=LAST, description="Day the orders were placed.")
-    nation: pl.String = pa.Field(description="Nation of the customer.")
-    market_segment: pl.String = pa.Field(description="Market segment of the customer.")
-    revenue: pl.Decimal(38, 4) = pa.Field(
-        ge=0, description="sum(l_extendedprice * (1 - l_discount))."
+def row_failures(frame: pl.DataFrame, entity: Entity, table: str) -> pl.DataFrame:
+    """Rows breaking the declared rules or the entity's ``model``: ``__row``, ``_rule``,
+    ``_reason`` (the first failure of a row wins its rule; every reason is kept)."""
+    found = [failures(frame, row_schema(entity), table)]
+    check = user_check(entity)
+    if check is not None and hasattr(check, "validate"):
+        found.append(failures(frame, check, table))
+    elif check is not None:
+        good = check(frame)
+        good = frame.select(good).to_series() if isinstance(good, pl.Expr) else good
+        name = getattr(check, "__name__", str(entity.model))
+        found.append(
+            frame.with_row_index("__row")
+            .filter(~good.fill_null(False))
+            .select("__row", _rule=pl.lit("contract"), _reason=pl.lit(f"fails {name}"))
+        )
+    merged = pl.concat(found)
+    return merged.group_by("__row", maintain_order=True).agg(
+        pl.col("_rule").first(), pl.col("_reason").str.join("; ")
     )
-    order_count: pl.Int64 = pa.Field(ge=1, description="Orders with at least one line.")
-    line_count: pl.Int64 = pa.Field(ge=1, description="Order lines.")
-
-    class Config:
-        unique = ["order_date", "nation", "market_segment"]
-        strict = False
 
 
-class PricingSummary(pa.DataFrameModel):
-    """TPC-H Q1: one row per (ship_month, l_returnflag, l_linestatus)."""
-
-    ship_month: pl.Date = pa.Field(description="First day of the month the lines shipped.")
-    l_returnflag: pl.String = pa.Field(isin=["A", "N", "R"], description="Return flag.")
-    l_linestatus: pl.String = pa.Field(isin=["O", "F"], description="Line status.")
-    sum_qty: pl.Decimal(38, 2) = pa.Field(gt=0, description="Total quantity.")
-    sum_base_price: pl.Decimal(38, 2) = pa.Field(gt=0, description="Total extended price.")
-    sum_disc_price: pl.Decimal(38, 4) = pa.Field(ge=0, description="Total discounted price.")
-    sum_charge: pl.Decimal(38, 6) = pa.Field(ge=0, description="Discounted price plus tax.")
-    avg_qty: pl.Float64 = pa.Field(gt=0, description="Average quantity.")
-    avg_price: pl.Float64 = pa.Field(gt=0, description="Average extended price.")
-    avg_disc: pl.Float64 = pa.Field(ge=0, le=0.1, description="Average discount.")
-    count_order: pl.Int64 = pa.Field(ge=1, description="Lines.")
-
-    class Config:
-        unique = ["ship_month", "l_returnflag", "l_linestatus"]
-
-
-class CustomerValue(pa.DataFrameModel):
-    """One row per customer with at least one order."""
-
-    c_custkey: pl.Int64 = pa.Field(ge=1, unique=True, description="Customer key.")
-    first_order_date: pl.Date = pa.Field(ge=FIRST, le=LAST, description="First order's day.")
-    last_order_date: pl.Date = pa.Field(ge=FIRST, le=LAST, description="Latest order's day.")
-    order_count: pl.Int64 = pa.Field(ge=1, description="Orders placed.")
-    lifetime_revenue: pl.Decimal(38, 4) = pa.Field(ge=0, description="Revenue of all their lines.")
-
-
-GOLD = {
-    "daily_revenue": DailyRevenue,
-    "pricing_summary": PricingSummary,
-    "customer_value": CustomerValue,
-}
-
-
-def failures(frame: pl.DataFrame, model: type[pa.DataFrameModel], table: str) -> pl.DataFrame:
+def failures(frame: pl.DataFrame, model, table: str) -> pl.DataFrame:
     """Rows breaking ``model``'s row rules: ``__row`` (position), ``_rule``, ``_reason``.
 
     A failure of the whole frame (a column missing or of the wrong type) raises
     ``ContractError`` naming the table, the column and what was expected.
     """
-    empty = pl.DataFrame(schema={"__row": pl.UInt32, "_rule": pl.String, "_reason": pl.String})
+    empty = pl.DataFrame(schema=FAILURES_SCHEMA)
     try:
         model.validate(frame, lazy=True)
         return empty
@@ -245,7 +177,7 @@ def failures(frame: pl.DataFrame, model: type[pa.DataFrameModel], table: str) ->
     )
 
 
-def check_table(frame: pl.DataFrame, model: type[pa.DataFrameModel], table: str) -> None:
+def check_table(frame: pl.DataFrame, model, table: str) -> None:
     """A whole table (a mart, a batch about to be merged) must meet its contract."""
     found = failures(frame, model, table)
     if found.height:

@@ -1,15 +1,19 @@
 """Gold edges: find what silver changed since a mart's watermark, recompute only that.
 
-Each mart keeps its own watermark (the silver versions it has seen) in its own Delta log,
-under app id ``gold:<mart>``. Changed silver rows come from the silver tables' change data
-feed; the mart then recomputes the partitions (or customers) those rows touch, exactly, in
-DuckDB (Polars decimal arithmetic would lose cents), and replaces just those.
+A mart is the user's declaration (``Mart``, in a module under ``pipelines/``): the silver
+tables it reads and the change-feed columns it needs of each, how to find the partitions
+(or keys) a change touches, and the SQL that recomputes them. Each mart keeps its own
+watermark (the silver versions it has seen) in its own Delta log, under app id
+``gold:<mart>``. Changed silver rows come from the tables' change data feed; the mart then
+recomputes the partitions (or keys) those rows touch, exactly, in DuckDB (Polars decimal
+arithmetic would lose cents), and replaces just those.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 import duckdb
 import polars as pl
@@ -18,51 +22,90 @@ from deltalake import write_deltalake
 from loguru import logger
 
 from lakehouse import contracts, delta
+from lakehouse.catalog import Entity
 from lakehouse.runs import RunMode
 from lakehouse.storage import Location
-from lakehouse.tpch import FIRST_DATE, LAST_DATE
 
-UPSTREAM = ("orders", "lineitem", "customer", "nation")
-# TPC-H ships every line 1..121 days after its order: an order month's lines ship within
-# that month and the five after it. Used only to prune the line-item partitions read.
-SHIP_MONTHS_AFTER_ORDER = 5
+ALL_DATES = (date.min, date.max)  # a full refresh asks a mart's range_sql for everything
+
+
+def _month_start(day: date, months: int) -> date:
+    """The first day of the month ``months`` after (or before) ``day``'s."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Prune:
+    """Which files of a silver table a task reads: its partition ``column`` from the task's
+    first value less ``months_before`` to its last plus ``months_after`` (e.g. lines that
+    ship up to 5 months after their order: ``Prune("ship_month", months_after=5)``)."""
+
+    column: str
+    months_before: int = 0
+    months_after: int = 0
+
+    def predicate(self, first: date, last: date) -> str:
+        low = first if not self.months_before else _month_start(first, -self.months_before)
+        high = last if not self.months_after else _month_start(last, self.months_after + 1)
+        if self.months_after:
+            high -= timedelta(days=1)  # the last day of the month ``months_after`` on
+        return f"{self.column} >= '{low}' AND {self.column} <= '{high}'"
 
 
 @dataclass(frozen=True)
 class Mart:
     """A gold table: which silver changes touch which of its parts, and how to recompute them.
 
-    ``touched_sql`` returns the partition values (or keys) to recompute, from the silver
-    tables and the changed rows ``changed_orders``, ``changed_lines``, ``changed_customers``;
-    ``range_sql`` returns those of the dates ``{first}``..``{last}`` (backfill, full refresh);
-    ``compute_sql`` recomputes them from the silver tables named in ``reads`` and ``touched``
-    (``{first}`` and ``{last}``, the lowest and highest touched value, let DuckDB prune
-    partitions). A mart with a ``partition`` replaces those partitions; one with ``keys``
-    upserts those rows. ``prune`` gives, per silver table, a predicate on its partition column
-    (same placeholders, plus ``{last_ship}``: ``{last}`` + ``SHIP_MONTHS_AFTER_ORDER`` months)
-    that selects the files a task reads: listing every file of a table costs more than
-    the task's query.
+    ``reads`` maps each silver table the mart reads to the columns of its change data feed
+    the mart needs: the engine registers those rows as ``changed_<table>`` for
+    ``touched_sql``, which returns the partition values (or keys) to recompute.
+    ``range_sql`` returns those of the dates ``{first}``..``{last}`` (backfill; a full refresh
+    asks for every date). ``compute_sql`` recomputes them from the silver tables and
+    ``touched`` (``{first}`` and ``{last}``, the lowest and highest touched value, let DuckDB
+    prune partitions; ``params`` are formatted in too). A mart with a ``partition`` replaces
+    those partitions; one with ``keys`` upserts those rows. ``prune`` says, per silver table,
+    which files a task reads. ``contract``: a pandera model, or the declaration the catalog
+    attaches from the dataset's ``marts`` section.
     """
 
     name: str
-    reads: tuple[str, ...]
+    reads: dict[str, tuple[str, ...]]
     touched_sql: str
     range_sql: str
     compute_sql: str
     partition: str | None = None
     keys: tuple[str, ...] = ()
-    prune: tuple[tuple[str, str], ...] = ()
+    prune: dict[str, Prune] = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    contract: object = None
+
+    def __post_init__(self):
+        if bool(self.partition) == bool(self.keys):
+            raise ValueError(f"Mart {self.name!r}: give either partition or keys")
+        for table in self.prune:
+            if table not in self.reads:
+                raise ValueError(f"Mart {self.name!r}: prune names {table!r}, not in reads")
 
     @property
     def app_id(self) -> str:
         return f"gold:{self.name}"
 
+    @property
+    def column(self) -> str:
+        return self.partition or self.keys[0]
 
-CHANGED_COLUMNS = {
-    "orders": ("changed_orders", ["o_orderkey", "o_custkey", "order_month"]),
-    "lineitem": ("changed_lines", ["l_orderkey", "ship_month"]),
-    "customer": ("changed_customers", ["c_custkey"]),
-}
+    def with_contract(self, contract) -> Mart:
+        return dataclasses.replace(self, contract=contract)
+
+    def check(self, rows: pa.Table) -> None:
+        """The recomputed rows must meet the mart's output contract."""
+        model = (
+            contracts.table_schema(self.contract)
+            if isinstance(self.contract, Entity)
+            else self.contract
+        )
+        contracts.check_table(pl.from_arrow(rows), model, f"gold/{self.name}")
 
 
 def _changed_rows(table, after: int, columns: list[str]) -> pa.Table:
@@ -86,18 +129,21 @@ class SilverSnapshot:
     def open(
         cls,
         lake: Location,
-        versions: dict[str, int] | None = None,
+        versions: dict[str, int | None],
         prune: dict[str, str] | None = None,
     ) -> SilverSnapshot:
-        """The latest silver tables, or the ``versions`` a run's plan was made from, with
+        """The silver tables named in ``versions`` (a version each, None: the latest), with
         only the files that match the ``prune`` predicate of a table."""
         tables = {
-            name: delta.open_table(lake.child("silver", name), (versions or {}).get(name))
-            for name in (versions or UPSTREAM)
+            name: delta.open_table(lake.child("silver", name), version)
+            for name, version in versions.items()
         }
         missing = [name for name, table in tables.items() if table is None]
         if missing:
-            raise RuntimeError(f"gold needs silver/{', silver/'.join(missing)}: run silver first")
+            raise RuntimeError(
+                f"gold needs silver/{', silver/'.join(missing)}, which does not exist yet "
+                f"(has silver run, and do its entities declare {', '.join(missing)}?)"
+            )
         con = duckdb.connect()
         for name, table in tables.items():
             predicate = (prune or {}).get(name)
@@ -108,11 +154,14 @@ class SilverSnapshot:
     def versions(self) -> dict[str, int]:
         return {name: t.version() for name, t in self.tables.items()}
 
-    def register_changes(self, seen: dict) -> None:
-        """``changed_orders``, ``changed_lines``, ``changed_customers``: rows changed after
-        the versions in ``seen`` (all rows where a table was never seen)."""
-        for name, (alias, columns) in CHANGED_COLUMNS.items():
-            self.con.register(alias, _changed_rows(self.tables[name], seen.get(name, -1), columns))
+    def register_changes(self, mart: Mart, seen: dict) -> None:
+        """``changed_<table>`` for each table the mart follows: the rows changed after the
+        versions in ``seen`` (all rows where a table was never seen), with the columns the
+        mart asks for."""
+        for name, columns in mart.reads.items():
+            if columns:
+                changed = _changed_rows(self.tables[name], seen.get(name, -1), list(columns))
+                self.con.register(f"changed_{name}", changed)
 
 
 @dataclass(frozen=True)
@@ -129,7 +178,7 @@ class MartPlan:
 
     @property
     def column(self) -> str:
-        return self.mart.partition or self.mart.keys[0]
+        return self.mart.column
 
 
 @dataclass(frozen=True)
@@ -155,24 +204,36 @@ def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> M
     (backfill) or everything (full refresh). In plan mode it is only logged."""
     target = lake.child("gold", mart.name)
     previous = delta.last_watermark(delta.open_table(target), mart.app_id) or {}
+    read = {name: v for name, v in silver.versions.items() if name in mart.reads}
     previous = {"silver_versions": previous.get("silver_versions", {})}
-    current = {"silver_versions": silver.versions}
+    current = {"silver_versions": read}
     if mode.date_range or mode.full_refresh:
-        first, last = mode.date_range or (FIRST_DATE, LAST_DATE)
-        touched = silver.con.sql(mart.range_sql.format(first=first, last=last)).to_arrow_table()
+        first, last = mode.date_range or ALL_DATES
+        sql = mart.range_sql.format(first=first, last=last, **mart.params)
+        touched = silver.con.sql(sql).to_arrow_table()
         watermark = current if mode.full_refresh else previous  # a backfill moves no watermark
     else:
-        silver.register_changes(previous["silver_versions"])  # only increments read the feed
-        touched = silver.con.sql(mart.touched_sql).to_arrow_table()
+        silver.register_changes(mart, previous["silver_versions"])  # only increments read it
+        touched = silver.con.sql(mart.touched_sql.format(**mart.params)).to_arrow_table()
         watermark = current
-    column = mart.partition or mart.keys[0]
+    column = mart.column
+    if column not in touched.column_names:
+        raise ValueError(
+            f"gold/{mart.name}: its touched/range SQL returns {', '.join(touched.column_names)}, "
+            f"not {column!r}"
+        )
     values = tuple(sorted(v for v in touched.column(column).to_pylist() if v is not None))
+    if not values and (mode.date_range or mode.full_refresh):
+        logger.warning(
+            f"gold/{mart.name} {mode}: no {column} to recompute (silver holds no row of the "
+            "range): nothing rebuilt"
+        )
     if mode.plan:
         shown = ", ".join(str(v) for v in values[:12]) or "nothing"
         more = f" ... ({len(values)} in all)" if len(values) > 12 else ""
         logger.info(f"PLAN gold/{mart.name} ({mode}): recompute {column} {shown}{more}")
         values = ()
-    return MartPlan(mart, target, mode, values, silver.versions, watermark)
+    return MartPlan(mart, target, mode, values, read, watermark)
 
 
 def tasks(plans: list[MartPlan], lake: Location, partitions: int, keys: int) -> list[PartTask]:
@@ -187,27 +248,19 @@ def tasks(plans: list[MartPlan], lake: Location, partitions: int, keys: int) -> 
     return cut
 
 
-def _months_after(month: date, months: int) -> date:
-    index = month.year * 12 + month.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
 def compute(task: PartTask) -> MartPart:
     """Recompute a task's partitions (or keys) of a mart from silver, checked by its
     contract. Runs on the executor: it opens its own snapshot of the silver versions."""
     mart = task.mart
     first, last = task.values[0], task.values[-1]
-    bounds = {"first": first, "last": last}
-    if mart.prune:
-        bounds["last_ship"] = _months_after(last, SHIP_MONTHS_AFTER_ORDER)
-    needed = {name: v for name, v in task.silver_versions.items() if name in mart.reads}
-    prune = {name: predicate.format(**bounds) for name, predicate in mart.prune}
-    silver = SilverSnapshot.open(task.lake, needed, prune)
-    column = mart.partition or mart.keys[0]
-    silver.con.register("touched", pa.table({column: list(task.values)}))
-    rows = silver.con.sql(mart.compute_sql.format(**bounds)).to_arrow_table()
+    prune = {name: p.predicate(first, last) for name, p in mart.prune.items()}
+    silver = SilverSnapshot.open(task.lake, task.silver_versions, prune)
+    silver.con.register("touched", pa.table({mart.column: list(task.values)}))
+    rows = silver.con.sql(
+        mart.compute_sql.format(first=first, last=last, **mart.params)
+    ).to_arrow_table()
     silver.con.close()
-    contracts.check_table(pl.from_arrow(rows), contracts.GOLD[mart.name], f"gold/{mart.name}")
+    mart.check(rows)
     return MartPart(mart.name, rows)
 
 

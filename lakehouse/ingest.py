@@ -36,7 +36,6 @@ from lakehouse.plugins.files import (
     read_file,
 )
 from lakehouse.storage import Location
-from lakehouse.tpch import ENTITIES
 
 BAD_FILES_SCHEMA = pa.schema(
     [
@@ -69,6 +68,8 @@ class LandingFile:
     fingerprint: int
     table: Location
     compression: str = "infer"
+    required: tuple[str, ...] = ()  # columns the entities reading this source declare
+    closed: bool = False  # an entity's schema_evolution is fail: no other columns allowed
 
     @property
     def app_id(self) -> str:
@@ -106,7 +107,12 @@ def fingerprint(info: dict) -> int:
 
 
 def list_new_files(
-    landing: Location, lake: Location, source: str, plugin: FileSource
+    landing: Location,
+    lake: Location,
+    source: str,
+    plugin: FileSource,
+    required: tuple[str, ...] = (),
+    closed: bool = False,
 ) -> list[LandingFile]:
     """The source's files (``landing/<source>/`` or the plugin's ``uri``) whose fingerprint
     the bronze table has not recorded (as ingested) nor the bad-file table (as unreadable:
@@ -128,6 +134,8 @@ def list_new_files(
             fingerprint(info),
             table_location,
             plugin.compression,
+            required,
+            closed,
         )
         if candidate.fingerprint in (ingested.get(candidate.app_id), bad.get(candidate.app_id)):
             continue
@@ -175,16 +183,22 @@ def read_landing_file(file: LandingFile, expected: pa.Schema | None = None) -> p
 
 
 def _check_columns(frame: pl.DataFrame, expected: pa.Schema | None, file: LandingFile) -> None:
-    """The entity's columns must be there; columns the table has keep their type; new
-    columns are welcome (schema evolution)."""
-    required = list(ENTITIES[file.source].columns) if file.source in ENTITIES else []
-    missing = [name for name in required if name not in frame.columns]
+    """The declared columns must be there; columns the table has keep their type; new
+    columns are welcome (schema evolution) unless an entity of the source says ``fail``."""
+    missing = [name for name in file.required if name not in frame.columns]
     if missing:
         hint = ""
         if len(frame.columns) == 1 and any(sep in frame.columns[0] for sep in ";|\t"):
             hint = f" (the header reads {frame.columns[0]!r}: wrong delimiter?)"
         raise BadFileError(
             "missing_columns", f"bronze/{file.source} needs {', '.join(missing)}{hint}"
+        )
+    extra = [name for name in frame.columns if name not in file.required]
+    if file.closed and extra:
+        raise BadFileError(
+            "new_columns",
+            f"bronze/{file.source} has undeclared column(s) {', '.join(extra)} and its entity's "
+            "schema_evolution is fail (declare them, or set add_columns)",
         )
     if expected is None:
         return

@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from loguru import logger
 
-from lakehouse import contracts, delta
+from lakehouse import delta
+from lakehouse.catalog import Entity
 from lakehouse.plugins import BATCH_ROWS, Change, Sink
 from lakehouse.storage import Location
 
@@ -39,26 +40,27 @@ class Mart:
         return self.partition or (self.keys[0] if len(self.keys) == 1 else None)
 
 
-def grain(name: str) -> tuple[str, ...]:
-    """The mart's unique columns, from its contract (none for a mart without one)."""
-    model = contracts.GOLD.get(name)
-    if model is None:
+def grain(contract) -> tuple[str, ...]:
+    """The mart's unique columns, from its contract: a declaration or a pandera model."""
+    if contract is None:
         return ()
-    unique = getattr(model.Config, "unique", None)
+    if isinstance(contract, Entity):
+        return contract.keys
+    model = contract
+    unique = getattr(getattr(model, "Config", None), "unique", None) or getattr(
+        model, "unique", None
+    )
     if unique:
         return tuple([unique] if isinstance(unique, str) else unique)
     fields = model.to_schema().columns
     return tuple(column for column, spec in fields.items() if spec.unique)
 
 
-def marts(lake: Location, names: list[str] | None, where: str) -> list[Mart]:
-    """The gold marts to publish (``names``, or every table under ``gold/``)."""
+def marts(lake: Location, names: list[str] | None, where: str, declared: dict) -> list[Mart]:
+    """The gold marts to publish (``names``, or every table under ``gold/``), with their
+    grain from the ``declared`` marts (``gold.Mart`` by name)."""
     gold = lake.child("gold")
-    found = sorted(
-        info["name"].rstrip("/").rsplit("/", 1)[-1]
-        for info in (gold.fs.ls(gold.uri, detail=True) if gold.exists() else [])
-        if info["type"] == "directory"
-    )
+    found = gold.folders()
     wanted = names or found
     missing = [n for n in wanted if n not in found]
     if missing:
@@ -71,9 +73,13 @@ def marts(lake: Location, names: list[str] | None, where: str) -> list[Mart]:
         location = gold.child(name)
         table = delta.open_table(location)
         partitions = table.metadata().partition_columns
-        chosen.append(
-            Mart(name, location, table, grain(name), partitions[0] if partitions else None)
-        )
+        if name not in declared:
+            logger.warning(
+                f"publish: gold/{name} is not declared by any enabled dataset: its grain is "
+                "unknown, so changes are copied by partition (or the whole mart)"
+            )
+        keys = grain(getattr(declared.get(name), "contract", None))
+        chosen.append(Mart(name, location, table, keys, partitions[0] if partitions else None))
     return chosen
 
 

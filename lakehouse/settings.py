@@ -39,13 +39,14 @@ def check_keys(pipeline: str, module: ModuleType, conf_dir: Path = CONF_DIR) -> 
     known = node_inputs(module)
     for key in config:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = (
-                f"; did you mean {close[0]!r}?"
-                if close
-                else f" (known: {', '.join(sorted(known))})"
-            )
+            hint = did_you_mean(key, known) or f" (known: {', '.join(sorted(known))})"
             raise ValueError(f"{path} run.config: unknown key {key!r}{hint}")
+
+
+def did_you_mean(name: str, known) -> str:
+    """``; did you mean 'x'?`` for the closest of ``known``, or nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def location(key: str, value: str, pipeline: str, must_exist: bool = False) -> Location:

@@ -162,6 +162,17 @@ class Location:
     def exists(self) -> bool:
         return self.fs.exists(self.uri)
 
+    def folders(self) -> list[str]:
+        """The names of the folders directly below (none when this folder does not exist)."""
+        if not self.exists():
+            return []
+        listing = self.fs.ls(self.uri, detail=True)
+        return sorted(
+            info["name"].rstrip("/").rsplit("/", 1)[-1]
+            for info in listing
+            if info["type"] == "directory"
+        )
+
     def __str__(self) -> str:
         return self.uri
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from hamilton.htypes import Collect, Parallelizable
 from loguru import logger
 
-from lakehouse import ingest, plugins, pull, settings
+from lakehouse import catalog, ingest, plugins, pull, settings
 from lakehouse.delta import WriteResult
 from lakehouse.runs import RunMode, check_watermark, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
@@ -28,12 +28,27 @@ def lake(lake_root: str) -> Location:
     return settings.location("lake_root", lake_root, "bronze")
 
 
-def source_plugins(sources: dict) -> dict[str, plugins.Source]:
-    """The sources of the YAML, each checked (format, keys, environment) before data moves."""
+def datasets() -> catalog.Catalog:
+    """The declared datasets (``conf/datasets/*.yml``): their sources and entities."""
+    return catalog.load()
+
+
+def source_plugins(sources: dict, datasets: catalog.Catalog) -> dict[str, plugins.Source]:
+    """The sources of bronze.yml and of the enabled datasets, each checked (format, keys,
+    environment) before data moves."""
     where = "conf/pipelines/bronze.yml run.config.sources"
-    return {
-        name: plugins.source(name, spec or {}, f"{where}.{name}") for name, spec in sources.items()
+    found = {
+        name: plugins.source(name, spec or {}, f"{where}.{name}")
+        for name, spec in (sources or {}).items()
     }
+    for dataset in datasets.datasets:
+        for name, spec in dataset.sources.items() if dataset.enabled else ():
+            if name in found:
+                raise ValueError(f"{dataset.path} sources.{name}: already declared in {where}")
+            found[name] = plugins.source(name, spec or {}, f"{dataset.path} sources.{name}")
+    if not found:
+        logger.warning(f"bronze: no source is declared ({where} or conf/datasets/*.yml)")
+    return found
 
 
 def landing(landing_root: str, source_plugins: dict[str, plugins.Source]) -> Location:
@@ -53,15 +68,21 @@ def ingested_at() -> datetime:
 
 
 def new_landing_files(
-    landing: Location, lake: Location, source_plugins: dict[str, plugins.Source]
+    landing: Location,
+    lake: Location,
+    source_plugins: dict[str, plugins.Source],
+    datasets: catalog.Catalog,
 ) -> list[ingest.LandingFile]:
-    """Landing files not yet in bronze: new, late, or rewritten since their last ingestion."""
-    files = [
-        file
-        for name, source in source_plugins.items()
-        if source.kind == "files"
-        for file in ingest.list_new_files(landing, lake, name, source)
-    ]
+    """Landing files not yet in bronze: new, late, or rewritten since their last ingestion,
+    each knowing the columns its entities declare."""
+    files = []
+    for name, source in source_plugins.items():
+        if source.kind != "files":
+            continue
+        entities = datasets.entities_of_source(name)
+        required = tuple(dict.fromkeys(c for e in entities for c in e.columns))
+        closed = any(e.schema_evolution == "fail" for e in entities)
+        files += ingest.list_new_files(landing, lake, name, source, required, closed)
     logger.info(f"bronze: {len(files)} new landing files")
     return files
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import polars as pl
 from loguru import logger
 
-from lakehouse import landing as drops
-from lakehouse import settings, tpch
+from demo import landing as drops
+from demo import tpch
+from lakehouse import settings
 from lakehouse.storage import Location, write_bytes_once
 
 # Upstream exports split big snapshots into parts; so does the demo (SF1 partsupp: 4 files).

@@ -12,7 +12,7 @@ import sys
 
 from loguru import logger
 
-from lakehouse import plugins, publish, settings
+from lakehouse import catalog, plugins, publish, settings
 from lakehouse.delta import WriteResult
 from lakehouse.runs import RunMode
 from lakehouse.runs import run_mode as parse_run_mode
@@ -39,7 +39,7 @@ def gold_marts(
 ) -> list[publish.Mart]:
     """The gold marts to publish: ``marts``, or every gold table (after ``sink_plugins``, so
     that a bad sink fails before any table is opened)."""
-    return publish.marts(lake, marts, f"{WHERE}.marts")
+    return publish.marts(lake, marts, f"{WHERE}.marts", catalog.load().marts)
 
 
 def run_mode(

@@ -17,7 +17,7 @@ import yaml
 from deltalake import DeltaTable
 from flowerpower import FlowerPowerProject
 
-from lakehouse import tpch
+from demo import tpch
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

@@ -27,7 +27,7 @@ def test_a_run_that_planned_a_batch_another_run_committed_is_refused(lakehouse):
     from lakehouse import silver
     from lakehouse.runs import RunMode
     from lakehouse.storage import Location
-    from lakehouse.tpch import ENTITIES
+    from truth import ENTITIES
 
     lakehouse.configure("landing", defect_rate=0.05)
     lakehouse.run("landing")
@@ -39,5 +39,7 @@ def test_a_run_that_planned_a_batch_another_run_committed_is_refused(lakehouse):
     silver.refresh(orders, lake, "run-a", 250_000, RunMode())  # run A does batch 1
     before = {t: lakehouse.table(t).height for t in ("silver/orders", "_quarantine/orders")}
     with pytest.raises(CommitFailedError, match="already committed"):
-        silver._process(orders, planned_by_b, *places, "silver:orders", "run-b", None)
+        silver._process(
+            orders, planned_by_b, *places, "silver:orders", "run-b", None, silver.DEFAULT_POLICY
+        )
     assert {t: lakehouse.table(t).height for t in before} == before

@@ -11,7 +11,7 @@ import pytest
 import truth
 from polars.testing import assert_frame_equal
 
-from lakehouse.tpch import ENTITIES
+from truth import ENTITIES
 
 TABLES = [
     "bronze/orders",

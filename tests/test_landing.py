@@ -7,15 +7,15 @@ from datetime import date
 import polars as pl
 import pytest
 
-from lakehouse import landing
-from lakehouse.tpch import read_generated
+from demo import landing
+from demo.tpch import read_generated
 
 DAY = date(1992, 1, 2)
 
 
 @pytest.fixture(scope="module")
 def day_rows(tpch_cache):
-    from lakehouse import tpch
+    from demo import tpch
 
     generated = tpch.generate(0.01, str(tpch_cache))
     orders = read_generated(generated, "orders").filter(pl.col("o_orderdate") == DAY)

@@ -12,7 +12,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from lakehouse.tpch import ENTITIES
+from lakehouse import catalog
+
+ENTITIES = catalog.load_dataset(
+    Path(__file__).resolve().parent.parent / "conf" / "datasets" / "tpch.yml"
+).entities
 
 
 def _held_back_after(manifests: list[dict], last_day: date) -> pl.DataFrame:
