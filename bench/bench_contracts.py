@@ -1,8 +1,8 @@
 """Benchmark: the cost of the lineitem contract, per million rows, good/bad split included.
 
 Typed TPC-H line items (from tpchgen-cli, SF given) with 1% of the rows made invalid
-(negative quantity, unknown return flag) are validated against
-``contracts.SILVER_ROWS["lineitem"]`` and split into good and bad rows, as silver does;
+(negative quantity, unknown return flag) are validated against the row rules of the
+lineitem declaration (``conf/datasets/tpch.yml``) and split into good and bad rows, as silver does;
 the whole silver ``split`` (typing text, contract, deduplication) is timed too.
 
     python bench/bench_contracts.py --scale-factor 1 --rows 2000000
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
-from lakehouse import contracts, landing, silver, tpch
+from demo import landing, tpch
+from lakehouse import catalog, conform, contracts
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     generated = tpch.generate(args.scale_factor, args.tpch_cache)
-    entity = tpch.ENTITIES["lineitem"]
+    entity = catalog.load_dataset(PROJECT / "conf" / "datasets" / "tpch.yml").entities["lineitem"]
     lines = tpch.read_generated(generated, "lineitem").head(args.rows).select(list(entity.columns))
     bad = pl.int_range(pl.len()) % 100 == 0
     lines = lines.with_columns(
@@ -40,7 +41,7 @@ def main() -> None:
 
     started = time.perf_counter()
     indexed = lines.with_row_index("__row")
-    failed = contracts.failures(lines, contracts.SILVER_ROWS["lineitem"], "silver/lineitem")
+    failed = contracts.failures(lines, contracts.row_schema(entity), "silver/lineitem")
     good = indexed.join(failed, on="__row", how="anti")
     rejected = indexed.join(failed, on="__row")
     contract = time.perf_counter() - started
@@ -53,7 +54,7 @@ def main() -> None:
         _commit_version=pl.lit(1, pl.Int64), _source_file=pl.lit("bench.csv")
     )
     started = time.perf_counter()
-    valid, rejected_rows = silver.split(raw, entity, parent_keys=None)
+    valid, rejected_rows = conform.split(raw, entity, parent_keys=None)
     whole = time.perf_counter() - started
 
     print(f"\n{lines.height:,} line items, {rejected.height:,} invalid")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from lakehouse import contracts
-from lakehouse.catalog import Entity, Partition
+from lakehouse.declaration import Entity, Partition
 
 ORDER_OF_ARRIVAL = ("_commit_version", "_ingested_at", "_source_file")
 TRUNCATE = {"day": "1d", "month": "1mo", "year": "1y"}

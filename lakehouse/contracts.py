@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 import pandera.polars as pa
 import polars as pl
 
-from lakehouse.catalog import DeclarationError, Entity
+from lakehouse.declaration import DeclarationError, Entity
 
 RULE_OF_CHECK = {  # pandera check name (prefix) -> quarantine rule
     "greater_than": "out_of_range",

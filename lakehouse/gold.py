@@ -22,7 +22,7 @@ from deltalake import write_deltalake
 from loguru import logger
 
 from lakehouse import contracts, delta
-from lakehouse.catalog import Entity
+from lakehouse.declaration import Entity
 from lakehouse.runs import RunMode
 from lakehouse.storage import Location
 

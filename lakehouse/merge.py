@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 
 from lakehouse import delta
-from lakehouse.catalog import Entity
+from lakehouse.declaration import Entity
 from lakehouse.storage import Location
 
 

@@ -19,7 +19,7 @@ from deltalake import DeltaTable
 from loguru import logger
 
 from lakehouse import delta
-from lakehouse.catalog import Entity
+from lakehouse.declaration import Entity
 from lakehouse.plugins import BATCH_ROWS, Change, Sink
 from lakehouse.storage import Location
 

@@ -100,13 +100,18 @@ def quarantine_rows(rejected: pl.DataFrame, table: str, run_id: str) -> pl.DataF
     return rows.cast(QUARANTINE_SCHEMA)
 
 
-def not_yet_quarantined(quarantine: Location, rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` less those whose ``row_key`` the quarantine table already holds."""
+def is_new(quarantine: Location, rows: pl.DataFrame) -> pl.Series:
+    """Mask of the quarantine ``rows`` whose ``row_key`` the quarantine table lacks."""
     table = delta.open_table(quarantine)
     if table is None or rows.is_empty():
-        return rows
-    known = pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=["row_key"]))
-    return rows.join(known, on="row_key", how="anti")
+        return pl.Series("is_new", [True] * rows.height, pl.Boolean)
+    known = pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=["row_key"]))["row_key"]
+    return ~rows["row_key"].is_in(known.implode())
+
+
+def not_yet_quarantined(quarantine: Location, rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` less those whose ``row_key`` the quarantine table already holds."""
+    return rows.filter(is_new(quarantine, rows))
 
 
 def append(quarantine: Location, rows: pl.DataFrame, properties) -> delta.WriteResult:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from loguru import logger
 
 from lakehouse import conform, delta, quarantine
-from lakehouse.catalog import Entity
+from lakehouse.declaration import Entity
 from lakehouse.merge import Replace, merge
 from lakehouse.runs import RunMode
 from lakehouse.storage import Location
@@ -100,18 +100,19 @@ def rebuild(entity, lake: Location, run_id, mode, parent_keys, policy) -> list[d
             f"silver/{entity.name} {mode}: no bronze row has a partition date: nothing rebuilt"
         )
     app_id = f"silver:{entity.name}:rebuild"
-    results = []
+    results, rows_read = [], 0
     for dates in ranges:
         raw = bronze_rows_between(bronze, entity, dates)
+        rows_read += raw.height
         valid, rejected = conform.split(raw, entity, parent_keys)
-        policy.check(f"silver/{entity.name}", raw.height, rejected)
+        rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
+        is_new = quarantine.is_new(quarantined, rows)  # judged before: not charged again
+        policy.check(f"silver/{entity.name}", raw.height, rejected.filter(is_new))
         span = f"{entity.partition.column} {dates[0]}..{dates[1]}" if dates else "all rows"
         if mode.plan:
             logger.info(f"PLAN silver/{entity.name} {mode}: {span}: {raw.height:,} bronze rows")
             continue
-        new_rejects = quarantine.not_yet_quarantined(
-            quarantined, quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
-        )
+        new_rejects = rows.filter(is_new)
         mark = {"rebuilt": span}
         if new_rejects.height:
             batch = delta.last_batch(delta.open_table(quarantined), app_id) + 1
@@ -125,6 +126,8 @@ def rebuild(entity, lake: Location, run_id, mode, parent_keys, policy) -> list[d
             f"silver/{entity.name} {mode} {span}: {raw.height} bronze rows, {valid.height} valid, "
             f"{new_rejects.height} newly quarantined"
         )
+    if ranges and not rows_read:
+        logger.warning(f"silver/{entity.name} {mode}: no bronze row in the range: nothing rebuilt")
     return results
 
 

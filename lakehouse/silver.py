@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from loguru import logger
 
 from lakehouse import conform, delta, quarantine, rebuild
-from lakehouse.catalog import Entity
+from lakehouse.declaration import Entity
 from lakehouse.merge import merge
 from lakehouse.quarantine import Policy
 from lakehouse.runs import RunMode

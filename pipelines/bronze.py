@@ -34,21 +34,20 @@ def datasets() -> catalog.Catalog:
 
 
 def source_plugins(sources: dict, datasets: catalog.Catalog) -> dict[str, plugins.Source]:
-    """The sources of bronze.yml and of the enabled datasets, each checked (format, keys,
-    environment) before data moves."""
+    """The sources of the enabled datasets and of bronze.yml (which wins for a name both
+    give, e.g. to read one source from elsewhere), each checked (format, keys, environment)
+    before data moves."""
     where = "conf/pipelines/bronze.yml run.config.sources"
-    found = {
-        name: plugins.source(name, spec or {}, f"{where}.{name}")
-        for name, spec in (sources or {}).items()
+    specs = {
+        name: (spec, f"{dataset.path} sources.{name}")
+        for dataset in datasets.datasets
+        if dataset.enabled
+        for name, spec in dataset.sources.items()
     }
-    for dataset in datasets.datasets:
-        for name, spec in dataset.sources.items() if dataset.enabled else ():
-            if name in found:
-                raise ValueError(f"{dataset.path} sources.{name}: already declared in {where}")
-            found[name] = plugins.source(name, spec or {}, f"{dataset.path} sources.{name}")
-    if not found:
+    specs.update({name: (spec, f"{where}.{name}") for name, spec in (sources or {}).items()})
+    if not specs:
         logger.warning(f"bronze: no source is declared ({where} or conf/datasets/*.yml)")
-    return found
+    return {name: plugins.source(name, spec or {}, at) for name, (spec, at) in specs.items()}
 
 
 def landing(landing_root: str, source_plugins: dict[str, plugins.Source]) -> Location:

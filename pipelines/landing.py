@@ -20,7 +20,7 @@ from loguru import logger
 
 from demo import landing as drops
 from demo import tpch
-from lakehouse import settings
+from lakehouse import catalog, settings
 from lakehouse.storage import Location, write_bytes_once
 
 # Upstream exports split big snapshots into parts; so does the demo (SF1 partsupp: 4 files).
@@ -33,8 +33,16 @@ def landing(landing_root: str) -> Location:
     return settings.location("landing_root", landing_root, "landing")
 
 
-def tpch_dir(scale_factor: float, tpch_cache_dir: str) -> Path:
-    """Folder of the generated TPC-H Parquet tables for this scale factor."""
+def demo_enabled() -> bool:
+    """Whether the TPC-H demo is switched on (``enabled`` in ``conf/datasets/tpch.yml``)."""
+    declaration = catalog.DATASETS_DIR / "tpch.yml"
+    return declaration.exists() and catalog.load_dataset(declaration).enabled
+
+
+def tpch_dir(scale_factor: float, tpch_cache_dir: str, demo_enabled: bool) -> Path | None:
+    """Folder of the generated TPC-H Parquet tables for this scale factor (None: demo off)."""
+    if not demo_enabled:
+        return None
     return tpch.generate(scale_factor, tpch_cache_dir)
 
 
@@ -53,9 +61,12 @@ def last_landed_day(landing: Location) -> date | None:
 
 
 def days_to_land(
-    last_landed_day: date | None, start_date: str, days_per_run: int, tpch_dir: Path
+    last_landed_day: date | None, start_date: str, days_per_run: int, tpch_dir: Path | None
 ) -> list[date]:
     """The days this run drops: the ``days_per_run`` days after the last landed one."""
+    if tpch_dir is None:
+        logger.info("landing: the TPC-H demo is off (conf/datasets/tpch.yml): nothing to drop")
+        return []
     last_order_day = (
         pl.scan_parquet(tpch_dir / "orders.parquet")
         .select(pl.col("o_orderdate").max())
@@ -93,7 +104,7 @@ def _orders_and_lines(tpch_dir: Path, first: date, last: date) -> tuple[pl.DataF
 
 def landed_days(
     days_to_land: list[date],
-    tpch_dir: Path,
+    tpch_dir: Path | None,
     landing: Location,
     seed: int,
     defect_rate: float,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,12 +33,19 @@ class Lakehouse:
         self.lake = root / "lake"
         self.tpch_cache = tpch_cache
         shutil.copytree(PROJECT_DIR / "conf", self.project / "conf")
+        self.switch_demo(True)  # the demo's tests run it, whatever the project's own switch says
         for folder in ("pipelines", "hooks"):
             shutil.copytree(
                 PROJECT_DIR / folder,
                 self.project / folder,
                 ignore=shutil.ignore_patterns("__pycache__"),
             )
+
+    def switch_demo(self, on: bool) -> None:
+        """Turn the TPC-H demo dataset on or off in this copy (``enabled`` in its YAML)."""
+        demo = self.project / "conf" / "datasets" / "tpch.yml"
+        switch = f"enabled: {'true' if on else 'false'}"
+        demo.write_text(re.sub(r"(?m)^enabled: .*$", switch, demo.read_text()))
 
     def configure(self, pipeline: str, **config) -> None:
         """Change keys of ``run.config`` in ``conf/pipelines/<pipeline>.yml``."""

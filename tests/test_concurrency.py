@@ -23,11 +23,11 @@ def test_a_run_that_planned_a_batch_another_run_committed_is_refused(lakehouse):
     writes from a fresh snapshot, where delta-rs alone would accept the batch twice."""
     import pytest
     from deltalake.exceptions import CommitFailedError
+    from truth import ENTITIES
 
     from lakehouse import silver
     from lakehouse.runs import RunMode
     from lakehouse.storage import Location
-    from truth import ENTITIES
 
     lakehouse.configure("landing", defect_rate=0.05)
     lakehouse.run("landing")

@@ -6,7 +6,6 @@ from datetime import date
 
 import polars as pl
 import pytest
-
 from truth import ENTITIES
 
 from lakehouse import conform, contracts

@@ -10,7 +10,6 @@ import polars as pl
 import pytest
 import truth
 from polars.testing import assert_frame_equal
-
 from truth import ENTITIES
 
 TABLES = [

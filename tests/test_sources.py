@@ -35,6 +35,7 @@ def bronze(lakehouse, name: str) -> pl.DataFrame:
 
 
 def only_sources(lakehouse, **sources) -> None:
+    lakehouse.switch_demo(False)
     lakehouse.configure("bronze", sources=sources)
 
 

@@ -1,0 +1,144 @@
+"""Dataset declarations: every mistake names the file, the table and the field, before data moves."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+import web_events
+
+from lakehouse import catalog, contracts
+from lakehouse.declaration import DeclarationError
+
+GOOD = """
+    entities:
+      events:
+        key: event_id
+        partition: {column: event_day, from: happened_at, by: day}
+        columns:
+          event_id: {type: string}
+          happened_at: {type: "timestamp[ms, Europe/Paris]"}
+          price: {type: "decimal(12, 3)", rules: {between: [0, 99.5]}}
+          kind: {type: string, nullable: true, rules: {isin: [a, b]}}
+"""
+
+
+def _write(folder: Path, text: str, name: str = "mine.yml") -> Path:
+    datasets = folder / "conf" / "datasets"
+    datasets.mkdir(parents=True, exist_ok=True)
+    (datasets / name).write_text(textwrap.dedent(text))
+    return datasets
+
+
+def test_a_declaration_builds_the_types_and_the_checks(tmp_path):
+    entity = catalog.load(_write(tmp_path, GOOD)).entities["events"]
+    assert entity.columns == {
+        "event_id": pl.String(),
+        "happened_at": pl.Datetime("ms", "Europe/Paris"),
+        "price": pl.Decimal(12, 3),
+        "kind": pl.String(),
+    }
+    assert entity.rules["price"] == {"between": (Decimal("0"), Decimal("99.5"))}
+    assert entity.nullable == {"kind"} and entity.source == "events"
+    assert entity.schema.names()[-1] == "event_day"
+    schema = contracts.row_schema(entity)
+    assert schema.columns["kind"].nullable and not schema.columns["price"].nullable
+    assert contracts.table_schema(entity).unique == ["event_id"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            GOOD.replace("decimal(12, 3)", "decimel(12,3)"),
+            "mine.yml entities.events.columns.price.type: 'decimel(12,3)' is not a type",
+        ),
+        (
+            GOOD.replace("key: event_id", "key: [event_id, evnt_kind]"),
+            "entities.events.key: 'evnt_kind' is not a declared column",
+        ),
+        (
+            GOOD.replace("from: happened_at", "from: happend_at"),
+            "entities.events.partition.from: 'happend_at' is not a declared column; did you mean 'happened_at'?",
+        ),
+        (
+            GOOD.replace("from: happened_at", "from: kind"),
+            "entities.events.partition.from: kind is String, not a date",
+        ),
+        (
+            GOOD.replace("nullable: true, rules", "nulable: true, rules"),
+            "entities.events.columns.kind: unknown key 'nulable'; did you mean 'nullable'?",
+        ),
+        (
+            GOOD.replace("isin: [a, b]", "regx: '^a'"),
+            "entities.events.columns.kind.rules: unknown key 'regx'; did you mean 'regex'?",
+        ),
+        (
+            GOOD.replace("between: [0, 99.5]", "between: [0, lots]"),
+            "entities.events.columns.price.rules.between: 'lots' is not a Decimal",
+        ),
+        (
+            GOOD.replace("{type: string}", "{type: string, nullable: true}", 1),
+            "entities.events: key column(s) event_id cannot be nullable",
+        ),
+        (
+            GOOD.replace(
+                "key: event_id\n",
+                "parent: {column: kind, entity: kinds, key: id}\n        key: event_id\n",
+            ),
+            "entities.events.parent.entity: no entity 'kinds'",
+        ),
+        (GOOD.replace("        key: event_id\n", ""), "entities.events.key: give the business key"),
+        (GOOD + "    mart: {}\n", "mine.yml: unknown key 'mart'; did you mean 'marts'?"),
+    ],
+)
+def test_a_mistake_names_the_file_the_table_and_the_field(tmp_path, text, message):
+    with pytest.raises(DeclarationError) as error:
+        catalog.load(_write(tmp_path, text))
+    assert message in str(error.value)
+    assert "mine.yml" in str(error.value)
+
+
+def test_a_mart_reading_an_undeclared_table_or_without_a_contract_is_refused(tmp_path):
+    project = tmp_path / "project"
+    web_events.install(project)
+    datasets = project / "conf" / "datasets"
+    spec = (datasets / "web_events.yml").read_text()
+    (datasets / "web_events.yml").write_text(
+        spec.replace("  users:\n    grain", "  people:\n    grain").replace(
+            "entity: users", "entity: people"
+        )
+    )
+    with pytest.raises(
+        DeclarationError,
+        match="mart 'daily_page_stats' reads silver 'users', which no enabled dataset declares",
+    ):
+        catalog.load(datasets)
+    (datasets / "web_events.yml").write_text(spec.split("marts:")[0])
+    with pytest.raises(DeclarationError, match="mart 'daily_page_stats' .* has no output contract"):
+        catalog.load(datasets)
+
+
+def test_a_declaration_with_a_mistake_stops_the_run_before_any_table_changes(lakehouse):
+    web_events.install(lakehouse.project)
+    path = lakehouse.project / "conf" / "datasets" / "web_events.yml"
+    path.write_text(
+        path.read_text().replace(
+            "{type: int64, nullable: true, rules: {ge: 0}",
+            "{type: int46, nullable: true, rules: {ge: 0}",
+        )
+    )
+    web_events.write_jsonl(
+        lakehouse.landing / "page_views" / "v.jsonl", web_events.views(date(2024, 3, 1), 5, "x")
+    )
+    result = lakehouse.cli("bronze")
+    assert result.returncode != 0
+    assert (
+        "web_events.yml entities.page_views.columns.dwell_ms.type: 'int46' is not a type"
+        in result.stderr
+    )
+    assert not (lakehouse.lake / "bronze").exists()
