@@ -156,7 +156,7 @@ class Location:
 
     @property
     def name(self) -> str:
-        """The last two path segments, e.g. ``silver/orders``: how logs name a table."""
+        """The last two path segments, e.g. ``silver/page_views``: how logs name a table."""
         return "/".join(self.uri.rstrip("/").rsplit("/", 2)[-2:])
 
     def exists(self) -> bool:

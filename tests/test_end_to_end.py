@@ -89,22 +89,38 @@ def test_every_injected_defect_is_quarantined_and_counted(ingested):
     assert lineitem_rules["missing_value"] == injected[("files", "truncated_resend")]
 
 
-def test_gold_marts_equal_duckdb_over_tpchgen_output(ingested):
+def _assert_marts_equal_truth(lakehouse, scale_factor: float = 0.01) -> None:
     con = truth.delivered(
-        ingested.generated(), ingested.manifests(), date(1992, 1, 1), ingested.last_day()
+        lakehouse.generated(scale_factor),
+        lakehouse.manifests(),
+        date(1992, 1, 1),
+        lakehouse.last_day(),
     )
-    daily = ingested.table("gold/daily_revenue").drop("order_month")
+    daily = lakehouse.table("gold/daily_revenue").drop("order_month")
     assert_frame_equal(
         _sorted(daily, daily.columns[:3]), truth.daily_revenue(con), check_dtypes=False
     )
-    pricing = ingested.table("gold/pricing_summary")
+    pricing = lakehouse.table("gold/pricing_summary")
     expected = truth.pricing_summary(con)
     exact = [c for c in expected.columns if not c.startswith("avg_")]
     actual = _sorted(pricing.select(expected.columns), expected.columns[:3])
     assert_frame_equal(actual.select(exact), expected.select(exact), check_dtypes=False)
     assert_frame_equal(actual.drop(exact), expected.drop(exact), rel_tol=1e-9)
-    value = ingested.table("gold/customer_value")
+    value = lakehouse.table("gold/customer_value")
     assert_frame_equal(_sorted(value, ["c_custkey"]), truth.customer_value(con), check_dtypes=False)
+
+
+def test_gold_marts_equal_duckdb_over_tpchgen_output(ingested):
+    _assert_marts_equal_truth(ingested)
+
+
+def test_at_scale_factor_0_1_the_marts_equal_duckdb_over_tpchgen_output(lakehouse):
+    lakehouse.configure("landing", scale_factor=0.1, days_per_run=15, defect_rate=0.02)
+    for _ in range(2):
+        lakehouse.run("daily")
+    assert lakehouse.last_day() == date(1992, 1, 30)
+    assert lakehouse.table("gold/customer_value").height > 1000
+    _assert_marts_equal_truth(lakehouse, scale_factor=0.1)
 
 
 def test_daily_publishes_every_mart_to_the_duckdb_file_as_gold_holds_it(ingested):

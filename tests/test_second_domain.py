@@ -109,12 +109,24 @@ def test_a_late_view_recomputes_only_its_old_partition_and_a_rerun_writes_nothin
         assert_frame_equal(web.table(name), before[name])
 
 
-def test_a_full_refresh_takes_its_range_from_the_data(lakehouse):
+def test_a_full_refresh_takes_its_range_from_the_data(lakehouse, capfd):
     web_events.install(lakehouse.project, remove_demo=True)
     web = lakehouse
     _land_first_drop(web)
+    web.configure("bronze", sources={"sessions": {"format": "csv"}})  # no entity reads it
+    web_events.write_csv(web.landing / "sessions" / "s.csv", [{"session_id": "s1"}])
     for layer in ("bronze", "silver", "gold"):
         web.run(layer)
+    assert "bronze/sessions has no silver entity" in capfd.readouterr().err
+
+    nothing = {"from_date": "2013-01-01", "to_date": "2013-12-31"}  # a range without data
+    web.run("silver", inputs=nothing)
+    web.run("gold", inputs=nothing)
+    warned = capfd.readouterr().err
+    assert "silver/page_views backfill 2013-01-01..2013-12-31: no bronze row in the range" in warned
+    assert (
+        "gold/daily_page_stats backfill 2013-01-01..2013-12-31: no view_date to recompute" in warned
+    )
     expected = {name: web.table(name) for name in ("silver/page_views", "gold/daily_page_stats")}
     DeltaTable(str(web.lake / "silver/page_views")).delete("view_date = '2024-02-28'")
     (web.lake / "gold").rename(web.root / "gold_dropped")
