@@ -123,7 +123,7 @@ def main() -> None:
     lineitem_files = sorted(str(p) for p in (landing / "lineitem").glob("*.csv"))
 
     bronze_all = layer_config("bronze", **common)
-    only_lineitem = {**bronze_all, "sources": {"lineitem": bronze_all["sources"]["lineitem"]}}
+    only_lineitem = {**bronze_all, "only_sources": ["lineitem"]}
     results["bronze (lineitem)"] = run_layer("bronze", only_lineitem, env)
     results["bronze (other sources)"] = run_layer("bronze", bronze_all, env)
     results["silver"] = run_layer("silver", layer_config("silver", **common), env)

@@ -33,10 +33,12 @@ def datasets() -> catalog.Catalog:
     return catalog.load()
 
 
-def source_plugins(sources: dict, datasets: catalog.Catalog) -> dict[str, plugins.Source]:
+def source_plugins(
+    sources: dict, datasets: catalog.Catalog, only_sources: list[str] | None = None
+) -> dict[str, plugins.Source]:
     """The sources of the enabled datasets and of bronze.yml (which wins for a name both
     give, e.g. to read one source from elsewhere), each checked (format, keys, environment)
-    before data moves."""
+    before data moves; ``only_sources`` (``--inputs``) restricts a run to some of them."""
     where = "conf/pipelines/bronze.yml run.config.sources"
     specs = {
         name: (spec, f"{dataset.path} sources.{name}")
@@ -45,6 +47,14 @@ def source_plugins(sources: dict, datasets: catalog.Catalog) -> dict[str, plugin
         for name, spec in dataset.sources.items()
     }
     specs.update({name: (spec, f"{where}.{name}") for name, spec in (sources or {}).items()})
+    unknown = sorted(set(only_sources or ()) - set(specs))
+    if unknown:
+        raise ValueError(
+            f"--inputs only_sources: no source {', '.join(unknown)} "
+            f"(declared: {', '.join(sorted(specs)) or 'none'})"
+        )
+    if only_sources:
+        specs = {name: specs[name] for name in only_sources}
     if not specs:
         logger.warning(f"bronze: no source is declared ({where} or conf/datasets/*.yml)")
     return {name: plugins.source(name, spec or {}, at) for name, (spec, at) in specs.items()}

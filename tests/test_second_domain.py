@@ -171,3 +171,11 @@ def test_budgets_by_integer_date_columns_a_user_check_and_a_closed_schema(web, c
     assert bad_files["error"].to_list() == ["new_columns"]
     assert "undeclared column(s) owner" in bad_files["message"][0]
     assert (web.landing / "budgets" / "budgets_2.csv").exists()  # left in place
+
+
+def test_bronze_can_run_on_some_sources_only(web):
+    _land_first_drop(web)
+    web.run("bronze", inputs={"only_sources": ["users"]})
+    assert sorted(p.name for p in (web.lake / "bronze").iterdir()) == ["users"]
+    with pytest.raises(RuntimeError, match="only_sources: no source sesions .declared: budgets"):
+        web.run("bronze", inputs={"only_sources": ["sesions"]})
