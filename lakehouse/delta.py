@@ -99,6 +99,7 @@ def app_transactions(location: Location) -> dict[str, int]:
     column and the commits after it once is what keeps listing cost flat.
     """
     fs, log = location.fs, location.child("_delta_log").uri
+    fs.invalidate_cache(log)  # a listing cached before our own last commit would hide it
     if not fs.exists(log):
         return {}
     versions: dict[str, int] = {}
