@@ -172,9 +172,10 @@ def _importable(pipelines_dir: Path) -> None:
         sys.path.append(folder)
 
 
-def load(datasets_dir: Path = DATASETS_DIR) -> Catalog:
+def load(datasets_dir: Path = DATASETS_DIR, marts: bool = True) -> Catalog:
     """The enabled datasets under ``datasets_dir``, checked against each other: unique names,
-    parents and mart inputs that exist."""
+    parents and mart inputs that exist. Without ``marts`` (bronze, silver) the mart modules
+    are not imported, nor is the gold machinery they bring (DuckDB, pandera)."""
     _importable(Path(datasets_dir).parent.parent / "pipelines")
     paths = sorted(Path(datasets_dir).glob("*.yml")) + sorted(Path(datasets_dir).glob("*.yaml"))
     datasets = [load_dataset(p) for p in paths]
@@ -190,12 +191,12 @@ def load(datasets_dir: Path = DATASETS_DIR) -> Catalog:
                 f"{did_you_mean(entity.parent.entity, list(entities))}"
             )
         check_columns_exist([entity.parent.key], parent.columns, f"{entity.where}.parent.key")
-    marts: dict = {}
-    for dataset in enabled:
+    declared: dict = {}
+    for dataset in enabled if marts else ():
         for name, mart in _attach_contracts(dataset, entities).items():
-            if name in marts:
+            if name in declared:
                 raise DeclarationError(f"{dataset.path}: mart {name!r} is declared twice")
-            marts[name] = mart
-    catalog = Catalog(tuple(datasets), _merged(enabled, "sources"), entities, marts)
+            declared[name] = mart
+    catalog = Catalog(tuple(datasets), _merged(enabled, "sources"), entities, declared)
     catalog.in_dependency_order()  # a cycle of parents fails here
     return catalog

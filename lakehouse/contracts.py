@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pandera.polars as pa
 import polars as pl
@@ -35,7 +36,8 @@ class ContractError(ValueError):
     """A batch breaks its contract as a whole (a wrong type, a missing column)."""
 
 
-def _checks(dtype: pl.DataType, rules: dict) -> list[pa.Check]:
+def _checks(rules: dict) -> list[pa.Check]:
+    """The pandera checks of a column's declared ``rules``."""
     checks = [
         getattr(pa.Check, name)(rules[name]) for name in ("ge", "gt", "le", "lt") if name in rules
     ]
@@ -59,11 +61,7 @@ def _date_bounds(entity: Entity, column: str) -> list[pa.Check]:
     if dtype == pl.Date:
         return [pa.Check.ge(first), pa.Check.le(last)]
     if isinstance(dtype, pl.Datetime):
-        zone = None
-        if dtype.time_zone:
-            from zoneinfo import ZoneInfo
-
-            zone = ZoneInfo(dtype.time_zone)
+        zone = ZoneInfo(dtype.time_zone) if dtype.time_zone else None
         start = datetime.combine(first, time(), zone)
         return [
             pa.Check.ge(start),
@@ -78,7 +76,7 @@ def row_schema(entity: Entity) -> pa.DataFrameSchema:
         {
             column: pa.Column(
                 dtype,
-                checks=_checks(dtype, entity.rules.get(column, {})) + _date_bounds(entity, column),
+                checks=_checks(entity.rules.get(column, {})) + _date_bounds(entity, column),
                 nullable=column in entity.nullable,
                 description=entity.descriptions.get(column),
             )

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -141,8 +142,6 @@ def _value_for(dtype: pl.DataType, value, where: str):
                 moment = datetime(value.year, value.month, value.day)
             zone = dtype.time_zone
             if zone and moment.tzinfo is None:
-                from zoneinfo import ZoneInfo
-
                 moment = moment.replace(tzinfo=ZoneInfo(zone))
             return moment
         if dtype.is_integer():

@@ -30,7 +30,7 @@ def lake(lake_root: str) -> Location:
 
 def datasets() -> catalog.Catalog:
     """The declared datasets (``conf/datasets/*.yml``): their sources and entities."""
-    return catalog.load()
+    return catalog.load(marts=False)
 
 
 def source_plugins(

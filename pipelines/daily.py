@@ -13,7 +13,7 @@ import sys
 from flowerpower import FlowerPowerProject
 from loguru import logger
 
-from lakehouse import executors, settings
+from lakehouse import catalog, executors, settings
 
 REBUILDING_LAYERS = ("silver", "gold", "publish")
 
@@ -48,6 +48,7 @@ def layer_outputs(
     A backfill or full refresh runs only the layers that rebuild (silver, gold, publish);
     a plan runs every layer in plan mode."""
     settings.check_keys("daily", sys.modules[__name__])
+    catalog.load()  # every declaration, marts included, checked before any layer moves data
     rebuild = any(key in layer_inputs for key in ("from_date", "to_date", "full_refresh"))
     project = FlowerPowerProject.load(base_dir=os.path.abspath(project_dir))
     outputs = {}

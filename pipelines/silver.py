@@ -29,7 +29,7 @@ def lake(lake_root: str) -> Location:
 
 def datasets() -> catalog.Catalog:
     """The declared datasets (``conf/datasets/*.yml``), checked before any data moves."""
-    return catalog.load()
+    return catalog.load(marts=False)
 
 
 def run_id() -> str:

@@ -142,3 +142,18 @@ def test_a_declaration_with_a_mistake_stops_the_run_before_any_table_changes(lak
         in result.stderr
     )
     assert not (lakehouse.lake / "bronze").exists()
+
+
+def test_a_mart_mistake_stops_daily_before_any_layer_moves_data(lakehouse):
+    web_events.install(lakehouse.project)
+    marts = lakehouse.project / "pipelines" / "web_marts.py"
+    marts.write_text(marts.read_text().replace('"users": ("user_id",)', '"user": ("user_id",)'))
+    web_events.write_jsonl(
+        lakehouse.landing / "page_views" / "v.jsonl", web_events.views(date(2024, 3, 1), 5, "x")
+    )
+    result = lakehouse.cli("daily")
+    assert result.returncode != 0
+    assert "mart 'daily_page_stats' reads silver 'user', which no enabled dataset declares" in (
+        result.stderr
+    )
+    assert not (lakehouse.lake / "bronze").exists()
