@@ -72,11 +72,9 @@ def _pushdown(entity: Entity, schema: pa.Schema, first: date, last: date):
     return None
 
 
-def bronze_rows_between(
-    bronze: Location, entity: Entity, dates: tuple[date, date] | None
-) -> pl.DataFrame:
-    """Every bronze row whose partition date is within ``dates`` (None: every row)."""
-    dataset = delta.open_table(bronze).to_pyarrow_dataset()
+def bronze_rows_between(dataset, entity: Entity, dates: tuple[date, date] | None) -> pl.DataFrame:
+    """Every row of the bronze ``dataset`` whose partition date is within ``dates`` (None:
+    every row)."""
     if dates is None:
         return pl.from_arrow(dataset.to_table())
     rows = pl.from_arrow(dataset.to_table(filter=_pushdown(entity, dataset.schema, *dates)))
@@ -101,8 +99,9 @@ def rebuild(entity, lake: Location, run_id, mode, parent_keys, policy) -> list[d
         )
     app_id = f"silver:{entity.name}:rebuild"
     results, rows_read = [], 0
+    dataset = bronze_table.to_pyarrow_dataset()  # opened once for every range
     for dates in ranges:
-        raw = bronze_rows_between(bronze, entity, dates)
+        raw = bronze_rows_between(dataset, entity, dates)
         rows_read += raw.height
         valid, rejected = conform.split(raw, entity, parent_keys)
         rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
