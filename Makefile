@@ -1,21 +1,29 @@
-# The few commands people type. Everything installs into ./.venv from pyproject.toml.
+# The few commands people type. Everything installs into ./.venv from the committed lock
+# (uv.lock): the same versions on every machine, no resolver at install time.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+UV_VERSION := 0.13.9
+# uv installs into $(VENV), keeps what it does not manage (itself), and fails if uv.lock no
+# longer matches pyproject.toml (update it with `make lock`, in a commit of its own).
+SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --locked --inexact --quiet
 # FlowerPower's default level (CRITICAL) hides even a broken YAML: show errors and progress.
 export FP_LOG_LEVEL ?= INFO
 
-.PHONY: run test test-slow system-deps dags install install-dev bench lint clean
+.PHONY: run test test-slow system-deps dags install install-dev lock bench lint clean
 
-$(BIN)/python:
+$(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
 
-install: $(BIN)/python  ## install the project (runtime dependencies only)
-	$(BIN)/python -m pip install --quiet -e .
+install: $(BIN)/uv  ## install the project (runtime dependencies only)
+	$(SYNC)
 
-install-dev: $(BIN)/python  ## install the project with test and lint tools and both cluster executors
-	$(BIN)/python -m pip install --quiet -e '.[dev,dask,ray]'
+install-dev: $(BIN)/uv  ## install the project with test and lint tools and both cluster executors
+	$(SYNC) --extra dev --extra dask --extra ray
+
+lock: $(BIN)/uv  ## re-resolve uv.lock after a change to pyproject.toml's dependencies
+	$(BIN)/uv lock
 
 run: install  ## land the next days of demo data and carry them to gold (data/)
 	$(BIN)/flowerpower pipeline run daily

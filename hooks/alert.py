@@ -8,6 +8,8 @@ as JSON on stdin; ``webhook_url_env``, the environment variable holding a URL to
 from lakehouse import alerts
 from lakehouse.hooks import Run
 
+SETTINGS = {"command": str, "webhook_url_env": str}  # checked before any run
+
 
 def before(run: Run, settings: dict) -> None:
     pass

@@ -6,6 +6,8 @@ Settings (``conf/hooks.yml``, ``ledger:``): ``lake_root``, the lake whose ``_run
 from lakehouse import ledger
 from lakehouse.hooks import Run
 
+SETTINGS = {"lake_root": str}  # checked against conf/hooks.yml before any run
+
 
 def before(run: Run, settings: dict) -> None:
     ledger.record_start(ledger.location(settings.get("lake_root") or "data/lake"), run)

@@ -8,6 +8,8 @@ from pathlib import Path
 from lakehouse import lock
 from lakehouse.hooks import Run, RunRefused
 
+SETTINGS = {"dir": str}  # checked against conf/hooks.yml before any run
+
 
 def before(run: Run, settings: dict) -> None:
     folder = Path(settings.get("dir") or "data/locks")

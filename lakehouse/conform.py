@@ -15,9 +15,11 @@ import polars as pl
 
 from lakehouse import contracts
 from lakehouse.declaration import Entity, Partition
+from lakehouse.quarantine import DROP_COLUMNS, OVER_BUDGET, Policy
 
 ORDER_OF_ARRIVAL = ("_commit_version", "_ingested_at", "_source_file")
 TRUNCATE = {"day": "1d", "month": "1mo", "year": "1y"}
+MIN_YEAR, MAX_YEAR = 1, 9999  # Python's dates: a year outside breaks every reader in Python
 TRUE_TEXT, FALSE_TEXT = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
 
 
@@ -26,9 +28,10 @@ def missing_columns(raw_columns: list[str], entity: Entity) -> list[str]:
     return [c for c in entity.columns if c not in raw_columns]
 
 
-def _timestamp(text: pl.Expr, dtype: pl.Datetime) -> pl.Expr:
+def _timestamp(text: pl.Expr, dtype: pl.Datetime, local: str | None = None) -> pl.Expr:
     """ISO timestamps as text (``T`` or space, ``Z`` or an offset, or none) as ``dtype``:
-    values with an offset are converted, those without are taken in the column's zone."""
+    values with an offset are converted, those without are taken in the ``local`` zone (the
+    declared one), else the column's."""
     text = text.str.replace("T", " ").str.replace(r"Z$", "+00:00")
     unit, zone = dtype.time_unit, dtype.time_zone
     with_offset = [
@@ -37,24 +40,40 @@ def _timestamp(text: pl.Expr, dtype: pl.Datetime) -> pl.Expr:
     ]
     if zone is None:
         with_offset = [moment.dt.replace_time_zone(None) for moment in with_offset]
-    local = [
+    naive = [
         text.str.to_datetime(f, time_unit=unit, strict=False)
         for f in ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
     ]
     if zone:
-        local = [moment.dt.replace_time_zone(zone) for moment in local]
-    return pl.coalesce(with_offset + local)
+        naive = [moment.dt.replace_time_zone(local or zone) for moment in naive]
+        naive = [moment.dt.convert_time_zone(zone) for moment in naive]
+    return pl.coalesce(with_offset + naive)
 
 
-def typed(column: str, dtype: pl.DataType, raw_dtype: pl.DataType) -> pl.Expr:
-    """``column`` as ``dtype``; a value that does not convert becomes null."""
+def typed(
+    column: str, dtype: pl.DataType, raw_dtype: pl.DataType, zone: str | None = None
+) -> pl.Expr:
+    """``column`` as ``dtype``; a value that does not convert becomes null, and so does one
+    that converts but that Python or a reader could not hold (year 0, NaN, infinity)."""
+    return _representable(_converted(column, dtype, raw_dtype, zone), dtype)
+
+
+def _representable(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        return pl.when(value.dt.year().is_between(MIN_YEAR, MAX_YEAR)).then(value)
+    if dtype.is_float():
+        return pl.when(value.is_finite()).then(value)
+    return value
+
+
+def _converted(column: str, dtype: pl.DataType, raw_dtype: pl.DataType, zone) -> pl.Expr:
     source = pl.col(column)
     if raw_dtype == pl.String and dtype != pl.String:
         text = source.str.strip_chars()
         if dtype == pl.Date:
             return text.str.to_date("%Y-%m-%d", strict=False)
         if isinstance(dtype, pl.Datetime):
-            return _timestamp(text, dtype)
+            return _timestamp(text, dtype, zone)
         if dtype == pl.Boolean:
             lower = text.str.to_lowercase()
             return (
@@ -80,7 +99,8 @@ def raw_partition_value(entity: Entity, raw_schema: pl.Schema) -> pl.Expr:
     """The partition date of rows as they sit in bronze (text or typed): null if unparseable."""
     partition = entity.partition
     return partition_value(
-        partition, [typed(c, entity.columns[c], raw_schema[c]) for c in partition.source]
+        partition,
+        [typed(c, entity.columns[c], raw_schema[c], entity.zones.get(c)) for c in partition.source],
     )
 
 
@@ -132,7 +152,8 @@ def conformed(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
     names = [name for name, _, _ in checks]
     return (
         raw.with_columns(
-            typed(c, dtype, raw.schema[c]).alias(as_typed[c]) for c, dtype in entity.columns.items()
+            typed(c, dtype, raw.schema[c], entity.zones.get(c)).alias(as_typed[c])
+            for c, dtype in entity.columns.items()
         )
         .with_columns(
             _rule=first_broken.replace_strict(list(range(len(names))), names, default=None)
@@ -202,12 +223,16 @@ def orphans(rows: pl.DataFrame, foreign_key: str, parent_keys: pl.Series) -> pl.
 
 
 def split(
-    raw: pl.DataFrame, entity: Entity, parent_keys: pl.Series | None
+    raw: pl.DataFrame,
+    entity: Entity,
+    parent_keys: pl.Series | None,
+    policy: Policy | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(valid rows, one per key, partitioned; rejected rows with ``_rule``, ``_reason`` and
-    ``_raw``, the row as it arrived): typing, declared rules, the entity's model, the grain
-    and, with ``parent_keys``, orphans. A batch that breaks the contract as a whole (a
-    required column missing) raises ``ContractError``."""
+    ``_raw``, the row as it arrived): typing, declared rules, the entity's model, the error
+    budget per drop (with ``policy``: counts the rows failing those), the grain and orphans
+    (with ``parent_keys``). A batch that breaks the contract as a whole (a required column
+    missing) raises ``ContractError``."""
     missing = missing_columns(raw.columns, entity)
     if missing:
         raise contracts.ContractError(
@@ -223,7 +248,10 @@ def split(
     failed = contracts.row_failures(parsed.select(list(entity.columns)), entity, table)
     against_contract = parsed.join(failed, on="__row")
     rejected.append(against_contract.with_columns(_raw=raw_text(against_contract)))
-    valid = without_raw(parsed.join(failed, on="__row", how="anti")).drop("__row")
+    valid = parsed.join(failed, on="__row", how="anti").drop("__row")
+    if policy is not None:
+        valid, held = _hold_drops_over_budget(raw, valid, rejected, policy, table)
+        rejected.append(held)
     valid, duplicates = deduplicated(valid, entity)
     rejected.append(duplicates.with_columns(_raw=raw_text(duplicates)))
     if parent_keys is not None and entity.parent:
@@ -235,6 +263,26 @@ def split(
         orphaned = valid.filter(orphan).with_columns(_rule=pl.lit("orphan"), _reason=reason)
         rejected.append(orphaned.with_columns(_raw=raw_text(orphaned)))
         valid = valid.filter(~orphan)
+        if policy is not None and policy.on_invalid == "fail" and orphaned.height:
+            raise ValueError(
+                f"{table}: {orphaned.height:,} orphan rows; on_invalid is fail: nothing "
+                f"committed. First: {orphaned['_reason'][0]}"
+            )
     rejected = pl.concat(rejected, how="diagonal_relaxed").drop("__row", strict=False)
+    valid = without_raw(valid)
     contracts.check_table(valid.select(list(entity.columns)), contracts.table_schema(entity), table)
     return with_partition(valid, entity), rejected
+
+
+def _hold_drops_over_budget(raw, valid, rejected, policy, table):
+    """(valid rows of drops within the budget, valid rows of the others as ``error_budget``)."""
+    by = [c for c in DROP_COLUMNS if c in raw.columns]
+    invalid = pl.concat([r.select(*by, "_rule", "_reason") for r in rejected])
+    held = policy.held_drops(table, raw.select(by), invalid)
+    if held.is_empty():
+        return valid, valid.head(0)
+    rows = valid.join(held, on=by, nulls_equal=True).with_columns(_rule=pl.lit(OVER_BUDGET))
+    return (
+        valid.join(held, on=by, how="anti", nulls_equal=True),
+        rows.with_columns(_raw=raw_text(rows)),
+    )

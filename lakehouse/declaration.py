@@ -54,6 +54,8 @@ MART_KEYS = ("grain", "key", "columns", "dates", "model", "description")
 class DeclarationError(ValueError):
     """A dataset declaration that cannot be right: names the file, table and field."""
 
+    exit_code = 2  # as every setting at fault (lakehouse.settings.ConfigError)
+
 
 def parse_type(text: str, where: str) -> pl.DataType:
     """A column type as written in YAML (``int64``, ``decimal(15,2)``, ``timestamp[us, UTC]``)."""
@@ -68,6 +70,14 @@ def parse_type(text: str, where: str) -> pl.DataType:
         zone = str(text)[str(text).index(",") + 1 : -1].strip() if match[2] else None
         return pl.Datetime(match[1], zone)
     raise DeclarationError(f"{where}: {text!r} is not a type (known: {TYPE_FORMS})")
+
+
+def stored(dtype: pl.DataType) -> pl.DataType:
+    """The type a declared column is stored as: Delta Lake keeps timestamps in microseconds,
+    in UTC or without a zone (a declared zone says how to read text without an offset)."""
+    if isinstance(dtype, pl.Datetime):
+        return pl.Datetime("us", "UTC" if dtype.time_zone else None)
+    return dtype
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,8 @@ class Entity:
     model: str | None = None  # dotted path of a pandera model or row check, applied too
     schema_evolution: str = "add_columns"
     where: str = ""  # the file and key it was declared at, for messages
+    zones: dict[str, str] = field(default_factory=dict)  # timestamp text without an offset
+    # is read in this zone (the declared one); the column is stored in UTC
 
     @property
     def partition_column(self) -> str | None:
@@ -238,7 +250,7 @@ def table(name: str, spec, where: str, *, allowed=ENTITY_KEYS) -> Entity:
     raw_columns = spec.get("columns")
     if not isinstance(raw_columns, dict) or not raw_columns:
         raise DeclarationError(f"{where}.columns: declare at least one column")
-    columns, nullable, rules, descriptions = {}, set(), {}, {}
+    columns, nullable, rules, descriptions, zones = {}, set(), {}, {}, {}
     for column, column_spec in raw_columns.items():
         at = f"{where}.columns.{column}"
         if isinstance(column_spec, str):
@@ -246,7 +258,10 @@ def table(name: str, spec, where: str, *, allowed=ENTITY_KEYS) -> Entity:
         column_spec = keys_of(column_spec, COLUMN_KEYS, at)
         if "type" not in column_spec:
             raise DeclarationError(f"{at}: give its type")
-        columns[column] = parse_type(column_spec["type"], f"{at}.type")
+        declared = parse_type(column_spec["type"], f"{at}.type")
+        columns[column] = stored(declared)
+        if isinstance(declared, pl.Datetime) and declared.time_zone not in (None, "UTC"):
+            zones[column] = declared.time_zone
         if column_spec.get("nullable", False):
             nullable.add(column)
         if column_spec.get("rules"):
@@ -289,4 +304,5 @@ def table(name: str, spec, where: str, *, allowed=ENTITY_KEYS) -> Entity:
         model=spec.get("model"),
         schema_evolution=evolution,
         where=where,
+        zones=zones,
     )

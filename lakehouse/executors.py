@@ -16,17 +16,21 @@ The smoke tests in ``tests/test_executors.py`` fail if a FlowerPower upgrade bre
 from __future__ import annotations
 
 import contextlib
+import inspect
+import logging
+import os
+import typing
 from collections.abc import Iterator
 from concurrent.futures import Future, wait
 from contextvars import ContextVar
 from pathlib import Path
 
 import yaml
-from hamilton import driver
+from hamilton import driver, htypes
 from hamilton.execution import executors
 from loguru import logger
 
-from lakehouse import hooks, progress
+from lakehouse import hooks, progress, settings
 from lakehouse.executor_types import POLL_WAIT_SECONDS, ExecutorError, ExecutorSpec, start
 from lakehouse.storage import StoreUnavailable, is_transient
 
@@ -56,12 +60,13 @@ def yaml_executor(conf_file: Path) -> dict:
     return interpolate_env_in_data(raw or {})
 
 
-def spec_for_run(executor_cfg, conf_file: Path) -> ExecutorSpec:
-    """The executor of one run: the ``daily`` override, else the YAML's ``run.executor``
-    with what the command line changed (FlowerPower's merged ``executor_cfg``)."""
+def spec_for_run(executor_cfg, conf_file: Path) -> tuple[ExecutorSpec, bool]:
+    """The executor of one run, and whether the command line chose it: the override of an
+    enclosing run, else the YAML's ``run.executor`` with what the command line changed
+    (FlowerPower's merged ``executor_cfg``)."""
     forced = _override.get()
     if forced is not None:
-        return forced
+        return forced, False
     from flowerpower.settings import executor as defaults
 
     written = yaml_executor(conf_file)
@@ -85,8 +90,24 @@ def spec_for_run(executor_cfg, conf_file: Path) -> ExecutorSpec:
                 f"not used with --executor {kind}"
             )
         written, where = {"type": kind}, "--executor"
+    elif given:
+        where = "--executor-max-workers/--executor-num-cpus"
     written.update(given)
-    return ExecutorSpec.parse(written, where)
+    return ExecutorSpec.parse(written, where), where.startswith("--")
+
+
+def has_parallel_tasks(modules) -> bool:
+    """Whether a pipeline has a ``Parallelizable`` block (tasks for an executor to run)."""
+    for module in modules:
+        for fn in vars(module).values():
+            if inspect.isfunction(fn) and fn.__module__ == module.__name__:
+                try:
+                    returns = typing.get_type_hints(fn).get("return")
+                except Exception:  # an annotation that does not resolve: assume tasks
+                    return True
+                if returns is not None and htypes.is_parallelizable_type(returns):
+                    return True
+    return False
 
 
 # --- FlowerPower's runner ------------------------------------------------------------------
@@ -113,25 +134,26 @@ def _execute_sync(self, context_builder, run_config, adapter_set, modules):
         run_config, adapter_set
     )
     name = self._pipeline.name
-    conf_file = hooks.project_dir(self._pipeline) / "conf" / "pipelines" / f"{name}.yml"
-    spec = spec_for_run(run_config.executor, conf_file)
-    executor, stop = start(spec, [m.__name__ for m in modules])
-    logger.info(f"{name}: tasks run on {spec}")
+    conf_file = hooks.project_dir(self._pipeline) / settings.CONF_DIR / f"{name}.yml"
+    shown = str(settings.CONF_DIR / f"{name}.yml")
+    settings.check_pipeline_file(conf_file, shown)
+    config = settings.check_config(shown, modules, run_config.config or {}, run_config.inputs)
+    spec, from_command_line = spec_for_run(run_config.executor, conf_file)
+    _quiet_hamilton(run_config.log_level)
     run = hooks.current(name)
     if run is not None:
         run.executor = str(spec)
+    if has_parallel_tasks(modules):
+        executor, stop = start(spec, [m.__name__ for m in modules])
+        logger.info(f"{name}: tasks run on {spec}")
+    else:  # nothing to distribute here; pipelines it runs get the command line's executor
+        executor, stop = executors.SynchronousLocalTaskExecutor(), None
+        if from_command_line:
+            logger.info(f"{name}: the pipelines it runs use {spec} (command line)")
+    passed_on = override(spec) if from_command_line else contextlib.nullcontext()
     try:
-        dr = (
-            driver.Builder()
-            .with_modules(*modules)
-            .with_config(run_config.config)
-            .with_adapters(*adapter_set.runtime_adapters, progress.TaskProgress(name))
-            .enable_dynamic_execution(allow_experimental_mode=True)
-            .with_local_executor(executors.SynchronousLocalTaskExecutor())
-            .with_remote_executor(executor)
-            .build()
-        )
-        return dr.execute(final_vars=run_config.final_vars, inputs=run_config.inputs)
+        with passed_on:
+            return _run_dag(modules, config, adapter_set, name, executor, run_config)
     except Exception as error:
         if is_transient(error):  # a retry rule (ConnectionError) in the YAML may try again
             raise StoreUnavailable(f"the store could not be reached: {error}") from error
@@ -139,6 +161,27 @@ def _execute_sync(self, context_builder, run_config, adapter_set, modules):
     finally:
         if stop is not None:
             stop()
+
+
+def _quiet_hamilton(level: str | None) -> None:
+    """Hamilton logs a failing node's inputs and traceback in a box (and a banner): the run's
+    one-line report says it, the box is for ``--log-level debug``."""
+    level = (level or os.environ.get("FP_LOG_LEVEL") or "").upper()
+    logging.getLogger("hamilton").setLevel(logging.NOTSET if level == "DEBUG" else logging.CRITICAL)
+
+
+def _run_dag(modules, config, adapter_set, name, executor, run_config) -> dict:
+    dr = (
+        driver.Builder()
+        .with_modules(*modules)
+        .with_config(config)
+        .with_adapters(*adapter_set.runtime_adapters, progress.TaskProgress(name))
+        .enable_dynamic_execution(allow_experimental_mode=True)
+        .with_local_executor(executors.SynchronousLocalTaskExecutor())
+        .with_remote_executor(executor)
+        .build()
+    )
+    return dr.execute(final_vars=run_config.final_vars, inputs=run_config.inputs)
 
 
 def install() -> None:

@@ -25,6 +25,18 @@ def request(code: int) -> None:
     _requested.append(code)
 
 
+def for_error(error: BaseException) -> int:
+    """The exit status for a run that failed with ``error``: 2 for a setting or declaration
+    at fault (``exit_code`` on the exception), else 1."""
+    code = getattr(error, "exit_code", None)
+    return code if isinstance(code, int) and code > 0 else 1
+
+
+def active() -> bool:
+    """Whether this process is the ``flowerpower`` command (``install`` took effect)."""
+    return sys.exit is _recording_exit
+
+
 def _status_code(code) -> int:
     if code is None:
         return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import socket
 import subprocess
+import sys
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class Run:
     host: str = field(default_factory=socket.gethostname)
     executor: str | None = None
     status: str = "running"  # then: succeeded, failed or refused
+    exit_code: int | None = None  # a failed or refused run: what the command exits with
     ended_at: datetime | None = None
     error_type: str | None = None
     error_message: str | None = None
@@ -114,6 +116,8 @@ def load(project_dir: Path) -> list[tuple[ModuleType, dict]]:
     """The hooks ``conf/hooks.yml`` lists, with their settings (none when the file is absent)."""
     from flowerpower.utils.yaml_env import interpolate_env_in_data
 
+    from lakehouse.settings import ConfigError
+
     path = project_dir / CONF_FILE
     if not path.exists():
         return []
@@ -121,30 +125,47 @@ def load(project_dir: Path) -> list[tuple[ModuleType, dict]]:
     names = config.get("hooks") or []
     unknown = sorted(set(config) - {"hooks", *names})
     if unknown:
-        raise ValueError(f"{CONF_FILE}: {', '.join(unknown)} is not a hook listed under hooks:")
+        raise ConfigError(f"{CONF_FILE}: {', '.join(unknown)} is not a hook listed under hooks:")
     loaded = []
     for name in names:
         source = project_dir / "hooks" / f"{name}.py"
         if not source.exists():
-            raise ValueError(f"{CONF_FILE}: hook {name!r} has no file hooks/{name}.py")
+            raise ConfigError(f"{CONF_FILE}: hook {name!r} has no file hooks/{name}.py")
         spec = importlib.util.spec_from_file_location(f"lakehouse_hook_{name}", source)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        loaded.append((module, config.get(name) or {}))
+        loaded.append((module, _checked(module, config.get(name) or {}, f"{CONF_FILE} {name}")))
     return loaded
+
+
+def _checked(module: ModuleType, given, where: str) -> dict:
+    """A hook's settings, checked against the ``SETTINGS`` (name: type) its module declares."""
+    from lakehouse.settings import ConfigError, conformed, did_you_mean
+
+    if not isinstance(given, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {given!r}")
+    known = getattr(module, "SETTINGS", None)
+    if known is None:
+        return given
+    for key, value in given.items():
+        if key not in known:
+            hint = did_you_mean(key, known) or f" (known: {', '.join(sorted(known))})"
+            raise ConfigError(f"{where}: unknown setting {key!r}{hint}")
+        conformed(value, known[key] | None, f"{where}.{key}")
+    return given
 
 
 def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
     """``run()`` (the pipeline) inside its hooks; the run's outputs."""
     from lakehouse.runs import new_run_id
 
-    hooks = load(project_dir)
+    outermost = _current.get() is None
     record = Run(pipeline, "", project_dir, dict(inputs or {}))
     record.run_id = new_run_id(pipeline)
     token = _current.set(record)
     entered: list[tuple[ModuleType, dict]] = []
     try:
-        for module, settings in hooks:
+        for module, settings in load(project_dir):
             module.before(record, settings)
             entered.append((module, settings))
         logger.info(f"{pipeline}: run {record.run_id} started")
@@ -154,16 +175,14 @@ def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
         return outputs
     except RunRefused as refused:
         record.finish("refused", error=refused)
+        record.exit_code = refused.exit_code
         exit_status.request(refused.exit_code)
         logger.error(f"{pipeline}: {refused}")
         raise
     except BaseException as error:
         cause = error.__cause__ if isinstance(error, RuntimeError) and error.__cause__ else error
         record.finish("failed", error=cause)
-        logger.error(
-            f"{pipeline}: run {record.run_id} failed after {record.seconds:.1f} s: "
-            f"{record.error_type}: {record.error_message}"
-        )
+        _report(record, cause)
         raise
     finally:
         for module, settings in reversed(entered):
@@ -172,6 +191,26 @@ def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
             except Exception as error:  # a hook never hides the run's own outcome
                 logger.error(f"{pipeline}: hook {module.__name__} failed after the run: {error}")
         _current.reset(token)
+        if outermost and record.status in ("failed", "refused") and exit_status.active():
+            # the cause is reported above, once: the command leaves without FlowerPower's
+            # own reports of it and without a traceback (shown at --log-level debug)
+            sys.exit(getattr(record, "exit_code", None) or 1)
+
+
+def _report(record: Run, cause: BaseException) -> None:
+    """One line for a failed run: the cause, or where a pipeline it ran reported it."""
+    record.exit_code = exit_status.for_error(cause)
+    reported_by = getattr(cause, "_lakehouse_reported_by", None)
+    where = f"{record.pipeline}: run {record.run_id} failed after {record.seconds:.1f} s"
+    if reported_by:
+        logger.error(f"{where}: {reported_by} failed (above)")
+    else:
+        logger.error(f"{where}: {record.error_type}: {record.error_message}")
+        logger.opt(exception=cause).debug(f"{record.pipeline}: the traceback")
+    try:
+        cause._lakehouse_reported_by = reported_by or record.pipeline
+    except AttributeError:  # an exception type without a __dict__
+        pass
 
 
 def project_dir(pipeline) -> Path:
@@ -208,10 +247,15 @@ def _stamp_run_id(record) -> None:
         record["message"] = f"[{run.run_id}] {record['message']}"
 
 
+def _not_reported_here(*args, **kwargs) -> None:
+    """FlowerPower's retry loop's report of a failure, left to ``run_with_hooks``."""
+
+
 def install() -> None:
     """Put FlowerPower's retry loop inside the hooks (idempotent). The patched method is the
     first one ``PipelineRunner.run`` calls after importing the pipeline module (which
     imports ``lakehouse``), so even a process's first run gets its hooks."""
+    from flowerpower.pipeline.retry import RetryManager
     from flowerpower.pipeline.runner import PipelineRunner
 
     if getattr(PipelineRunner._create_retry_manager, "_with_hooks", False):
@@ -228,4 +272,7 @@ def install() -> None:
 
     _create_retry_manager._with_hooks = True
     PipelineRunner._create_retry_manager = _create_retry_manager
+    # a failure is reported once, by run_with_hooks, not also by FlowerPower's retry loop
+    # (nor by Hamilton: executors._quiet_hamilton)
+    RetryManager._log_failure = _not_reported_here
     logger.configure(patcher=_stamp_run_id)

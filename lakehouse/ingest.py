@@ -70,10 +70,17 @@ class LandingFile:
     compression: str = "infer"
     required: tuple[str, ...] = ()  # columns the entities reading this source declare
     closed: bool = False  # an entity's schema_evolution is fail: no other columns allowed
+    modified: float | None = None  # seconds since the epoch, as the store reports it
 
     @property
     def app_id(self) -> str:
         return f"file:{self.source}/{self.name}"
+
+    @property
+    def relative(self) -> str:
+        """``<source>/<name>``: the file's name wherever the landing zone or project sits
+        (bronze's ``_source_file``, quarantine's ``source_file`` and ``row_key``)."""
+        return f"{self.source}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,43 @@ def fingerprint(info: dict) -> int:
     return int(digest[:15], 16)
 
 
+def modified_at(info: dict) -> float | None:
+    """A listing entry's modification time in seconds since the epoch (local disks give
+    ``mtime``, object stores ``LastModified``)."""
+    moment = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+    if isinstance(moment, datetime):
+        return moment.timestamp()
+    return float(moment) if isinstance(moment, int | float) else None
+
+
+def settled(files: list[LandingFile], settle_seconds: float) -> list[LandingFile]:
+    """The files that have not changed for ``settle_seconds``: a file changed more recently
+    is watched until it is that old, and left for the next run if its size or modification
+    time moved meanwhile (a writer still at work)."""
+    now = time.time()
+    young = [f for f in files if f.modified is not None and now - f.modified < settle_seconds]
+    if not young:
+        return files
+    wait = max(settle_seconds - (now - f.modified) for f in young)
+    logger.info(
+        f"bronze: {len(young)} landing file(s) changed in the last {settle_seconds:g} s: "
+        f"waiting {wait:.1f} s to see that they are complete"
+    )
+    time.sleep(wait)
+    moving = set()
+    for file in young:
+        fs = Location(file.uri).fs
+        fs.invalidate_cache()
+        info = fs.info(file.uri) if fs.exists(file.uri) else None
+        if info is None or fingerprint(info) != file.fingerprint:
+            moving.add(file.uri)
+            logger.warning(
+                f"bronze: {file.uri} changed within {settle_seconds:g} s (still being written?): "
+                "left for the next run"
+            )
+    return [f for f in files if f.uri not in moving]
+
+
 def list_new_files(
     landing: Location,
     lake: Location,
@@ -136,6 +180,7 @@ def list_new_files(
             plugin.compression,
             required,
             closed,
+            modified_at(info),
         )
         if candidate.fingerprint in (ingested.get(candidate.app_id), bad.get(candidate.app_id)):
             continue
@@ -230,7 +275,7 @@ def stage(file: LandingFile, run_id: str, ingested_at: datetime) -> StagedFile |
     except BadFileError as error:
         return BadFile(file, error.kind, str(error))
     rows = frame.with_columns(
-        _source_file=pl.lit(file.uri, pl.String),
+        _source_file=pl.lit(file.relative, pl.String),
         _ingested_at=pl.lit(ingested_at, LINEAGE["_ingested_at"]),
         _run_id=pl.lit(run_id, pl.String),
     )
@@ -312,7 +357,7 @@ def record_bad_files(lake: Location, bad: list[BadFile], run_id: str) -> delta.W
         [
             {
                 "source": b.file.source,
-                "file": b.file.uri,
+                "file": b.file.relative,
                 "size": b.file.size,
                 "fingerprint": b.file.fingerprint,
                 "error": b.error,

@@ -16,6 +16,7 @@ import polars as pl
 from loguru import logger
 
 from lakehouse import delta
+from lakehouse.settings import ConfigError
 from lakehouse.storage import Location
 
 QUARANTINE_SCHEMA = pl.Schema(
@@ -34,13 +35,22 @@ QUARANTINE_SCHEMA = pl.Schema(
 )
 
 
+DROP_COLUMNS = ("_commit_version", "_source_file")  # one landing file, as one commit took it
+OVER_BUDGET = "error_budget"
+
+
 @dataclass(frozen=True)
 class Policy:
     """What silver does with invalid rows (``on_invalid`` and ``max_invalid_fraction`` in YAML).
 
-    quarantine: invalid rows go to quarantine; above the budget the batch fails, nothing
-    committed. warn: the same, but above the budget only a warning. fail: any invalid row
-    fails the batch before anything is committed. Superseded duplicates are not invalid.
+    The error budget is judged per drop (one landing file as one bronze commit took it, or
+    one pull), so a bad drop never holds later good ones hostage. quarantine: invalid rows go
+    to quarantine; a drop above the budget goes there whole, its valid rows under the rule
+    ``error_budget`` (``replay`` takes them once the drop is accepted). warn: invalid rows
+    go to quarantine, a drop above the budget only warns. fail: any invalid row fails the
+    batch before anything is committed. Superseded duplicates are not invalid; orphans are
+    (and fail a batch under fail) but do not count against a drop's budget: they say what the
+    parent lacks, not what is wrong with the drop.
     """
 
     on_invalid: str = "quarantine"
@@ -49,35 +59,62 @@ class Policy:
     def __post_init__(self):
         where = "conf/pipelines/silver.yml run.config"
         if self.on_invalid not in ("quarantine", "warn", "fail"):
-            raise ValueError(
+            raise ConfigError(
                 f"{where}.on_invalid: {self.on_invalid!r} is not quarantine, warn or fail"
             )
         if not 0 <= self.max_invalid_fraction <= 1:
-            raise ValueError(
+            raise ConfigError(
                 f"{where}.max_invalid_fraction: {self.max_invalid_fraction} is not in [0, 1]"
             )
 
-    def check(self, table: str, rows_read: int, rejected: pl.DataFrame) -> None:
-        """Raise before any write if this batch's invalid rows break the policy."""
-        invalid = rejected.filter(pl.col("_rule") != "duplicate")
+    def held_drops(self, table: str, rows: pl.DataFrame, invalid: pl.DataFrame) -> pl.DataFrame:
+        """The drops whose every row goes to quarantine, with ``_reason`` (quarantine policy);
+        raises before any write if the policy is fail and a row is invalid.
+
+        ``rows``: the batch's drop columns; ``invalid``: the drop columns and ``_rule`` and
+        ``_reason`` of its invalid rows."""
+        by = [c for c in DROP_COLUMNS if c in rows.columns]
         if invalid.is_empty():
-            return
-        by_rule = ", ".join(
-            f"{r} {n}" for r, n in invalid.group_by("_rule").len().sort("_rule").iter_rows()
-        )
-        fraction = invalid.height / max(rows_read, 1)
-        summary = (
-            f"{table}: {invalid.height:,} of {rows_read:,} rows invalid ({fraction:.1%}: {by_rule})"
-        )
+            return pl.DataFrame(schema={**rows.select(by).schema, "_reason": pl.String})
         if self.on_invalid == "fail":
             raise ValueError(
-                f"{summary}; on_invalid is fail: nothing committed. First: {invalid['_reason'][0]}"
+                f"{table}: {invalid.height:,} of {rows.height:,} rows invalid; on_invalid is "
+                f"fail: nothing committed. First: {invalid['_reason'][0]}"
             )
-        if fraction > self.max_invalid_fraction:
-            message = f"{summary}, above max_invalid_fraction {self.max_invalid_fraction:.0%}"
-            if self.on_invalid == "quarantine":
-                raise ValueError(f"{message}: nothing committed")
-            logger.warning(message)
+        counts = invalid.group_by([*by, "_rule"]).len().sort("_rule")
+        drops = (
+            rows.group_by(by)
+            .len("rows")
+            .join(
+                counts.group_by(by).agg(
+                    pl.col("len").sum().alias("invalid"),
+                    pl.format("{} {}", "_rule", "len").str.join(", ").alias("rules"),
+                ),
+                on=by,
+                nulls_equal=True,
+            )
+            .filter(pl.col("invalid") / pl.col("rows") > self.max_invalid_fraction)
+        )
+        outcome = (
+            "the whole drop is held in quarantine"
+            if self.on_invalid == "quarantine"
+            else "its valid rows are merged (on_invalid: warn)"
+        )
+        drops = drops.with_columns(
+            _reason=pl.format(
+                "{}: {} of {} rows invalid ({}), above max_invalid_fraction "
+                f"{self.max_invalid_fraction:.0%}: {outcome}",
+                pl.col("_source_file") if "_source_file" in by else pl.lit(table),
+                "invalid",
+                "rows",
+                "rules",
+            )
+        )
+        for reason in drops["_reason"]:
+            logger.warning(f"{table}: {reason}")
+        if self.on_invalid == "warn":
+            return drops.head(0).select(*by, "_reason")
+        return drops.select(*by, "_reason")
 
 
 def quarantine_rows(rejected: pl.DataFrame, table: str, run_id: str) -> pl.DataFrame:

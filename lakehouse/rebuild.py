@@ -103,10 +103,9 @@ def rebuild(entity, lake: Location, run_id, mode, parent_keys, policy) -> list[d
     for dates in ranges:
         raw = bronze_rows_between(dataset, entity, dates)
         rows_read += raw.height
-        valid, rejected = conform.split(raw, entity, parent_keys)
+        valid, rejected = conform.split(raw, entity, parent_keys, policy)
         rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
-        is_new = quarantine.is_new(quarantined, rows)  # judged before: not charged again
-        policy.check(f"silver/{entity.name}", raw.height, rejected.filter(is_new))
+        is_new = quarantine.is_new(quarantined, rows)  # judged before: kept once
         span = f"{entity.partition.column} {dates[0]}..{dates[1]}" if dates else "all rows"
         if mode.plan:
             logger.info(f"PLAN silver/{entity.name} {mode}: {span}: {raw.height:,} bronze rows")

@@ -1,14 +1,20 @@
 """Checks of a pipeline's YAML that must fail before any data is touched.
 
-FlowerPower hands ``run.config`` to Hamilton, which ignores keys no node asks for and turns
-an unset ``${VAR}`` into an empty string. Here a misspelled key, an empty location (an
-unset environment variable) or a missing landing folder is an error naming the file and key.
+FlowerPower hands ``run.config`` to Hamilton, which ignores keys no node asks for, refuses
+an int where a function says ``float``, reports a missing key as a missing "input" under a
+banner, and turns an unset ``${VAR}`` into an empty string. ``check_config`` reads what
+the pipeline's functions ask for (names, annotations, defaults) and checks ``run.config``
+against it before the DAG is built: a misspelled key, a wrong type, a missing key, an empty
+location (an unset environment variable) or a missing landing folder is a ``ConfigError``
+naming the file and key, which the ``flowerpower`` command reports in one line (exit 2).
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import types
+import typing
 from pathlib import Path
 from types import ModuleType
 
@@ -17,30 +23,153 @@ import yaml
 from lakehouse.storage import Location, check_conditional_put
 
 CONF_DIR = Path("conf") / "pipelines"
+MISSING = inspect.Parameter.empty
 
 
-def node_inputs(module: ModuleType) -> set[str]:
-    """The inputs a Hamilton module asks for that none of its own nodes provides."""
-    functions = {
+class ConfigError(ValueError):
+    """A setting is wrong; the message names the file and the key (``flowerpower`` exits 2)."""
+
+    exit_code = 2
+
+
+def _functions(module: ModuleType) -> dict:
+    return {
         name: fn
         for name, fn in inspect.getmembers(module, inspect.isfunction)
         if fn.__module__ == module.__name__ and not name.startswith("_")
     }
-    parameters = {p for fn in functions.values() for p in inspect.signature(fn).parameters}
-    return parameters - set(functions)
 
 
-def check_keys(pipeline: str, module: ModuleType, conf_dir: Path = CONF_DIR) -> None:
-    """Every ``run.config`` key of ``conf/pipelines/<pipeline>.yml`` is one the DAG reads."""
-    path = conf_dir / f"{pipeline}.yml"
+def node_inputs(*modules: ModuleType) -> dict[str, tuple[object, bool]]:
+    """The inputs the modules' functions ask for that none of their nodes provides:
+    name -> (annotation or None, required)."""
+    functions = {name: fn for module in modules for name, fn in _functions(module).items()}
+    found: dict[str, tuple[object, bool]] = {}
+    for fn in functions.values():
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:  # an annotation that does not resolve: no type check for it
+            hints = {}
+        for name, parameter in inspect.signature(fn).parameters.items():
+            if name in functions:
+                continue
+            annotation, required = found.get(name, (None, False))
+            found[name] = (
+                annotation or hints.get(name),
+                required or parameter.default is MISSING,
+            )
+    return found
+
+
+PIPELINE_KEYS = {"name", "run", "params", "adapter"}
+RUN_KEYS = {
+    "inputs", "final_vars", "config", "cache", "with_adapter", "executor", "log_level",
+    "retry", "reload", "on_success", "on_failure", "additional_modules", "async_driver",
+    "adapter",
+}  # fmt: skip
+RETRY_KEYS = {"max_retries", "retry_delay", "jitter_factor", "retry_exceptions"}
+
+
+def check_pipeline_file(path: Path, shown: str) -> None:
+    """The sections of a pipeline YAML are FlowerPower's (a misspelled ``final_vars`` would
+    run every node of the DAG); ``shown``: the file as messages name it."""
     if not path.exists():
         return  # run with --config from elsewhere: FlowerPower already loaded what it got
-    config = ((yaml.safe_load(path.read_text()) or {}).get("run") or {}).get("config") or {}
-    known = node_inputs(module)
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{shown}: expected a mapping with a run: section")
+    _check_known(data, PIPELINE_KEYS, shown)
+    run = data.get("run") or {}
+    _check_known(run, RUN_KEYS, f"{shown} run")
+    _check_known(run.get("retry") or {}, RETRY_KEYS, f"{shown} run.retry")
+    final_vars = run.get("final_vars")
+    if not final_vars or not isinstance(final_vars, list):
+        raise ConfigError(f"{shown} run.final_vars: expected the list of outputs to compute")
+
+
+def _check_known(section: dict, known: set[str], where: str) -> None:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {section!r}")
+    for key in section:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, known)}")
+
+
+def check_config(
+    where: str, modules: list[ModuleType], config: dict, inputs: dict | None = None
+) -> dict:
+    """``config`` (a pipeline's ``run.config``, ``where`` its file) with every value of the
+    type its functions declare (an int is a float where a float is asked, a mapping is
+    parsed by a type's ``from_config``); ``ConfigError`` for an unknown, missing or
+    mistyped key. ``inputs``: what ``--inputs`` gives (those keys need no config)."""
+    known = node_inputs(*modules)
     for key in config:
         if key not in known:
             hint = did_you_mean(key, known) or f" (known: {', '.join(sorted(known))})"
-            raise ValueError(f"{path} run.config: unknown key {key!r}{hint}")
+            raise ConfigError(f"{where} run.config: unknown key {key!r}{hint}")
+    given = {**config, **(inputs or {})}
+    for key, (annotation, required) in sorted(known.items()):
+        if required and key not in given:
+            raise ConfigError(f"{where} run.config: {key!r} is missing ({_spelled(annotation)})")
+    return {
+        key: conformed(value, known[key][0], f"{where} run.config.{key}")
+        for key, value in config.items()
+    }
+
+
+def conformed(value, annotation, where: str):
+    """``value`` as ``annotation`` says, or ``ConfigError`` naming ``where``."""
+    if annotation is None or annotation is typing.Any:
+        return value
+    parse = getattr(annotation, "from_config", None)
+    if parse is not None:
+        return parse(value, where)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return conformed(value, option, where)
+            except ConfigError:
+                continue
+        raise _mistyped(value, annotation, where)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}")
+        return value
+    expected = origin or annotation
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, bool):
+        raise _mistyped(value, annotation, where)
+    if isinstance(expected, type) and not isinstance(value, expected):
+        raise _mistyped(value, annotation, where)
+    return value
+
+
+def _spelled(annotation) -> str:
+    if annotation is None:
+        return "any value"
+    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _mistyped(value, annotation, where: str) -> ConfigError:
+    return ConfigError(
+        f"{where}: expected {_spelled(annotation)}, got {value!r} ({type(value).__name__})"
+    )
+
+
+class Positive(int):
+    """An int setting of at least 1 (a batch size, a worker count)."""
+
+    @classmethod
+    def from_config(cls, value, where: str) -> Positive:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where}: expected a whole number of at least 1, got {value!r}")
+        return cls(value)
 
 
 def did_you_mean(name: str, known) -> str:
@@ -53,10 +182,20 @@ def location(key: str, value: str, pipeline: str, must_exist: bool = False) -> L
     """The folder configured under ``key``; empty or (with ``must_exist``) missing is an error."""
     where = f"{CONF_DIR / pipeline}.yml run.config.{key}"
     if not str(value or "").strip():
-        raise ValueError(f"{where} is empty (is the environment variable in it unset?)")
+        raise ConfigError(f"{where} is empty (is the environment variable in it unset?)")
     place = Location.from_uri(str(value))
     if must_exist and not place.exists():
         raise FileNotFoundError(f"{where}: {place.uri} does not exist")
     if key == "lake_root":
         check_conditional_put(place)
     return place
+
+
+class Seconds(float):
+    """A duration setting in seconds, 0 or more."""
+
+    @classmethod
+    def from_config(cls, value, where: str) -> Seconds:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ConfigError(f"{where}: expected a number of seconds >= 0, got {value!r}")
+        return cls(value)

@@ -23,6 +23,7 @@ from lakehouse.declaration import Entity
 from lakehouse.merge import merge
 from lakehouse.quarantine import Policy
 from lakehouse.runs import RunMode
+from lakehouse.settings import ConfigError, did_you_mean
 from lakehouse.storage import Location
 
 DEFAULT_POLICY = Policy()
@@ -54,10 +55,12 @@ class ColumnBatch:
     since: str | None
     upto: str
     quarantined: bool
+    bronze_version: int | None = None  # the bronze snapshot read (None: the latest)
 
     @property
     def watermark(self) -> dict:
-        return {"column": self.column, "since": self.since, "max": self.upto}
+        mark = {"column": self.column, "since": self.since, "max": self.upto}
+        return mark | {"bronze_through": self.bronze_version}
 
     def __str__(self) -> str:
         return f"batch {self.number}, {self.column} {self.since or '...'}..{self.upto}"
@@ -76,16 +79,26 @@ class Watermark:
         return (self.columns or {}).get(entity, self.column)
 
     @classmethod
-    def from_config(cls, spec: dict) -> Watermark:
-        where = "conf/pipelines/silver.yml run.config.watermark"
+    def from_config(cls, spec, where: str = "conf/pipelines/silver.yml run.config.watermark"):
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: expected a mapping (kind, column, ...), got {spec!r}")
         unknown = set(spec) - {"kind", "column", "lookback_days", "columns"}
         if unknown:
-            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+            known = ("kind", "column", "lookback_days", "columns")
+            hints = [f"{key!r}{did_you_mean(key, known)}" for key in sorted(unknown)]
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(hints)}")
         mark = cls(**spec)
         if mark.kind not in ("version", "column"):
-            raise ValueError(f"{where}.kind: {mark.kind!r} is not one of version, column")
+            raise ConfigError(f"{where}.kind: {mark.kind!r} is not one of version, column")
         if mark.kind == "column" and not mark.column:
-            raise ValueError(f"{where}: kind column needs a 'column' (e.g. _ingested_at)")
+            raise ConfigError(f"{where}: kind column needs a 'column' (e.g. _ingested_at)")
+        lookback = mark.lookback_days
+        if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 0:
+            raise ConfigError(
+                f"{where}.lookback_days: expected a whole number of days >= 0, got {lookback!r}"
+            )
+        if mark.columns is not None and not isinstance(mark.columns, dict):
+            raise ConfigError(f"{where}.columns: expected a mapping entity -> column")
         return mark
 
 
@@ -123,6 +136,12 @@ def plan_batch(
         "batch": 0,
         "bronze_through": -1,
     }
+    if done.get("bronze_through") is None:  # last advanced by an older column watermark
+        raise ConfigError(
+            f"silver/{target.name} was last advanced by a column watermark that did not record "
+            "its bronze version, so kind: version cannot tell where to go on: set kind back "
+            "to column, or rebuild it with --inputs '{\"full_refresh\": true}'"
+        )
     pending = delta.last_watermark(delta.open_table(quarantine), app_id)
     if pending and pending["batch"] == done["batch"] + 1:
         return Batch(pending["batch"], done["bronze_through"], pending["bronze_through"], True)
@@ -171,33 +190,54 @@ def plan_column_batch(
     pending = delta.last_watermark(delta.open_table(quarantine), app_id)
     if pending and pending["batch"] == done["batch"] + 1:
         return ColumnBatch(
-            pending["batch"], pending["column"], pending["since"], pending["max"], True
+            pending["batch"],
+            pending["column"],
+            pending["since"],
+            pending["max"],
+            True,
+            pending.get("bronze_through"),
         )
-    since = _shifted(done["max"], mark.lookback_days) if done["max"] else None
-    dataset = table.to_pyarrow_dataset()
     column = mark.column_for(bronze.uri.rsplit("/", 1)[-1])
-    if column not in dataset.schema.names:
-        raise ValueError(f"silver.yml watermark column {column!r} is not a column of {bronze.name}")
+    if column not in table.schema().to_arrow().names:
+        raise ConfigError(
+            f"conf/pipelines/silver.yml run.config.watermark: column {column!r} is not a "
+            f"column of {bronze.name}"
+        )
+    newest = done["max"] if "max" in done else _newest_through(bronze, column, done)
+    since = _shifted(newest, mark.lookback_days) if newest else None
+    dataset = table.to_pyarrow_dataset()
     dtype = dataset.schema.field(column).type
     window = None if since is None else pc.field(column) >= _as_column_value(since, dtype)
     upto = _newest(pl.from_arrow(dataset.to_table(columns=[column], filter=window)).to_series())
     if upto is None:
         return None
-    return ColumnBatch(done["batch"] + 1, column, since, upto, False)
+    return ColumnBatch(done["batch"] + 1, column, since, upto, False, table.version())
+
+
+def _newest_through(bronze: Location, column: str, done: dict) -> str | None:
+    """The column's newest value in the bronze rows a version watermark has processed: where
+    a switch from ``kind: version`` to ``kind: column`` goes on (nothing skipped, nothing
+    merged twice beyond the lookback)."""
+    if done["bronze_through"] < 0:
+        return None
+    table = delta.open_table(bronze, version=done["bronze_through"])
+    values = table.to_pyarrow_dataset().to_table(columns=[column])
+    return _newest(pl.from_arrow(values).to_series())
 
 
 def bronze_rows(bronze: Location, batch: Batch | ColumnBatch) -> pl.DataFrame:
     """The batch's bronze rows (version batches also carry ``_commit_version``)."""
-    table = delta.open_table(bronze)
     if isinstance(batch, ColumnBatch):
-        dataset = table.to_pyarrow_dataset()
+        dataset = delta.open_table(bronze, version=batch.bronze_version).to_pyarrow_dataset()
         dtype = dataset.schema.field(batch.column).type
         column = pc.field(batch.column)
         window = column <= _as_column_value(batch.upto, dtype)
         if batch.since is not None:
             window = window & (column >= _as_column_value(batch.since, dtype))
         return pl.from_arrow(dataset.to_table(filter=window))
-    changes = table.load_cdf(starting_version=batch.after + 1, ending_version=batch.through)
+    changes = delta.open_table(bronze).load_cdf(
+        starting_version=batch.after + 1, ending_version=batch.through
+    )
     rows = pl.from_arrow(pa.table(changes))
     return rows.filter(pl.col("_change_type") == "insert").drop("_change_type", "_commit_timestamp")
 
@@ -296,8 +336,7 @@ def _log_plan(entity, bronze, target, quarantine, app_id, max_rows) -> None:
 
 def _process(entity, batch, bronze, target, quarantined, app_id, run_id, parent_keys, policy):
     raw = bronze_rows(bronze, batch)
-    valid, rejected = conform.split(raw, entity, parent_keys)
-    policy.check(f"silver/{entity.name}", raw.height, rejected)
+    valid, rejected = conform.split(raw, entity, parent_keys, policy)
     properties = delta.commit_properties(app_id, batch.number, batch.watermark, run_id)
     results = []
     if not batch.quarantined:

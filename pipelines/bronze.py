@@ -9,7 +9,6 @@ rows; one commit per table adds them with the file watermark (see ``lakehouse.in
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 
 from hamilton.htypes import Collect, Parallelizable
@@ -19,12 +18,14 @@ from lakehouse import catalog, ingest, plugins, pull, settings
 from lakehouse.delta import WriteResult
 from lakehouse.runs import RunMode, check_watermark, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
+from lakehouse.settings import Positive, Seconds
 from lakehouse.storage import Location
+
+SETTLE_SECONDS = Seconds(5)  # a landing file unchanged this long is complete (bronze.yml)
 
 
 def lake(lake_root: str) -> Location:
-    """The lake's root folder (the YAML's keys are checked here, before any read or write)."""
-    settings.check_keys("bronze", sys.modules[__name__])
+    """The lake's root folder."""
     return settings.location("lake_root", lake_root, "bronze")
 
 
@@ -81,9 +82,11 @@ def new_landing_files(
     lake: Location,
     source_plugins: dict[str, plugins.Source],
     datasets: catalog.Catalog,
+    settle_seconds: Seconds = SETTLE_SECONDS,
 ) -> list[ingest.LandingFile]:
     """Landing files not yet in bronze: new, late, or rewritten since their last ingestion,
-    each knowing the columns its entities declare."""
+    each knowing the columns its entities declare; only files unchanged for
+    ``settle_seconds`` (a file still being written waits for the next run)."""
     files = []
     for name, source in source_plugins.items():
         if source.kind != "files":
@@ -92,6 +95,7 @@ def new_landing_files(
         required = tuple(dict.fromkeys(c for e in entities for c in e.columns))
         closed = any(e.schema_evolution == "fail" for e in entities)
         files += ingest.list_new_files(landing, lake, name, source, required, closed)
+    files = ingest.settled(files, settle_seconds) if settle_seconds else files
     logger.info(f"bronze: {len(files)} new landing files")
     return files
 
@@ -150,7 +154,7 @@ def pulled_tables(
     lake: Location,
     run_id: str,
     ingested_at: datetime,
-    max_rows_per_commit: int,
+    max_rows_per_commit: Positive,
     run_mode: RunMode,
 ) -> list[WriteResult]:
     """Table sources (PostgreSQL, DuckDB, Delta): their new and changed rows merged into
@@ -173,7 +177,7 @@ def bronze_tables(
     pulled_tables: list[WriteResult],
     lake: Location,
     run_id: str,
-    max_rows_per_commit: int,
+    max_rows_per_commit: Positive,
     on_bad_file: str,
 ) -> list[WriteResult]:
     """This run's staged files committed to their bronze tables with their file watermarks,

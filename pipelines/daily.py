@@ -7,13 +7,14 @@ and since every layer is idempotent, rerunning ``daily`` finishes the work.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
 
 from flowerpower import FlowerPowerProject
+from flowerpower.cfg.pipeline.run import RunConfig
 from loguru import logger
 
-from lakehouse import catalog, executors, settings
+from lakehouse import catalog, executors
 
 REBUILDING_LAYERS = ("silver", "gold", "publish")
 
@@ -47,7 +48,6 @@ def layer_outputs(
 
     A backfill or full refresh runs only the layers that rebuild (silver, gold, publish);
     a plan runs every layer in plan mode."""
-    settings.check_keys("daily", sys.modules[__name__])
     catalog.load()  # every declaration, marts included, checked before any layer moves data
     rebuild = any(key in layer_inputs for key in ("from_date", "to_date", "full_refresh"))
     project = FlowerPowerProject.load(base_dir=os.path.abspath(project_dir))
@@ -56,8 +56,8 @@ def layer_outputs(
         if rebuild and layer not in REBUILDING_LAYERS:
             continue
         logger.info(f"daily: running {layer}")
-        with executors.override(layer_executor):
-            outputs[layer] = (
-                project.run(layer, inputs=layer_inputs) if layer_inputs else project.run(layer)
-            )
+        with executors.override(layer_executor) if layer_executor else contextlib.nullcontext():
+            # the manager, not project.run: that one logs a failure again before re-raising it
+            run_config = RunConfig(inputs=layer_inputs) if layer_inputs else RunConfig()
+            outputs[layer] = project.pipeline_manager.run(name=layer, run_config=run_config)
     return outputs

@@ -8,8 +8,6 @@ output contracts). See ``lakehouse.gold`` for how a mart is declared.
 
 from __future__ import annotations
 
-import sys
-
 from hamilton.htypes import Collect, Parallelizable
 from loguru import logger
 
@@ -17,12 +15,12 @@ from lakehouse import catalog, gold, settings
 from lakehouse.delta import WriteResult
 from lakehouse.runs import RunMode, check_watermark, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
+from lakehouse.settings import Positive
 from lakehouse.storage import Location
 
 
 def lake(lake_root: str) -> Location:
-    """The lake's root folder (the YAML's keys are checked here, before any read or write)."""
-    settings.check_keys("gold", sys.modules[__name__])
+    """The lake's root folder."""
     return settings.location("lake_root", lake_root, "gold")
 
 
@@ -69,8 +67,8 @@ def mart_plans(
 def mart_task(
     mart_plans: list[gold.MartPlan],
     lake: Location,
-    partitions_per_task: int,
-    keys_per_task: int,
+    partitions_per_task: Positive,
+    keys_per_task: Positive,
 ) -> Parallelizable[gold.PartTask]:
     """One executor task per group of touched partitions (or keys) of a mart."""
     parts = gold.tasks(mart_plans, lake, partitions_per_task, keys_per_task)

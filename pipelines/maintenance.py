@@ -6,22 +6,20 @@ run ledger). Prints file counts and sizes per table before and after. Data never
 
 from __future__ import annotations
 
-import sys
-
 import polars as pl
 
 from lakehouse import maintenance, settings, status
+from lakehouse.settings import Positive
 from lakehouse.storage import Location
 
 
 def lake(lake_root: str) -> Location:
-    """The lake's root folder (the YAML's keys are checked here)."""
-    settings.check_keys("maintenance", sys.modules[__name__])
+    """The lake's root folder."""
     return settings.location("lake_root", lake_root, "maintenance")
 
 
 def maintained_tables(
-    lake: Location, target_file_mb: int, retention_hours: int
+    lake: Location, target_file_mb: Positive, retention_hours: int
 ) -> list[maintenance.Maintained]:
     """Each table compacted, checkpointed and vacuumed, one after the other."""
     names = [*status.tables(lake), "_runs"]

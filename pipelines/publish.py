@@ -8,8 +8,6 @@ each mart, with the gold version it holds recorded in the same transaction (see
 
 from __future__ import annotations
 
-import sys
-
 from loguru import logger
 
 from lakehouse import catalog, plugins, publish, settings
@@ -22,8 +20,7 @@ WHERE = "conf/pipelines/publish.yml run.config"
 
 
 def lake(lake_root: str) -> Location:
-    """The lake's root folder (the YAML's keys are checked here, before any read or write)."""
-    settings.check_keys("publish", sys.modules[__name__])
+    """The lake's root folder."""
     return settings.location("lake_root", lake_root, "publish")
 
 

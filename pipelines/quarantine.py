@@ -7,22 +7,21 @@ printed on the terminal; nothing is written.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
 from lakehouse import delta, settings
+from lakehouse.settings import Positive
 from lakehouse.storage import Location
 
 
 def lake(lake_root: str) -> Location:
-    """The lake's root folder (the YAML's keys are checked here)."""
-    settings.check_keys("quarantine", sys.modules[__name__])
+    """The lake's root folder."""
     return settings.location("lake_root", lake_root, "quarantine")
 
 
-def quarantine_counts(lake: Location, since_days: int) -> pl.DataFrame:
+def quarantine_counts(lake: Location, since_days: Positive) -> pl.DataFrame:
     """One row per (table, rule): rows quarantined in the last ``since_days`` days, newest time."""
     since = datetime.now(UTC) - timedelta(days=int(since_days))
     root = lake.child("_quarantine")

@@ -9,8 +9,6 @@ parent are refreshed after it, so orphans are judged against the parent's latest
 
 from __future__ import annotations
 
-import sys
-
 from loguru import logger
 
 from lakehouse import catalog, settings, silver
@@ -18,12 +16,12 @@ from lakehouse.delta import WriteResult
 from lakehouse.quarantine import Policy
 from lakehouse.runs import RunMode, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
+from lakehouse.settings import Positive
 from lakehouse.storage import Location
 
 
 def lake(lake_root: str) -> Location:
-    """The lake's root folder (the YAML's keys are checked here, before any read or write)."""
-    settings.check_keys("silver", sys.modules[__name__])
+    """The lake's root folder."""
     return settings.location("lake_root", lake_root, "silver")
 
 
@@ -52,9 +50,9 @@ def run_mode(
 def silver_run(
     lake: Location,
     run_id: str,
-    max_rows_per_batch: int,
+    max_rows_per_batch: Positive,
     run_mode: RunMode,
-    watermark: dict,
+    watermark: silver.Watermark,
     on_invalid: str,
     max_invalid_fraction: float,
 ) -> silver.SilverRun:
@@ -65,7 +63,7 @@ def silver_run(
         run_id,
         max_rows_per_batch,
         run_mode,
-        silver.Watermark.from_config(watermark),
+        watermark,
         Policy(on_invalid, float(max_invalid_fraction)),
     )
 

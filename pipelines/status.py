@@ -7,7 +7,6 @@ an alert through the hooks) when a table in ``freshness`` is older than its limi
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 
 import polars as pl
@@ -17,8 +16,7 @@ from lakehouse.storage import Location
 
 
 def lake(lake_root: str) -> Location:
-    """The lake's root folder (the YAML's keys are checked here)."""
-    settings.check_keys("status", sys.modules[__name__])
+    """The lake's root folder."""
     return settings.location("lake_root", lake_root, "status")
 
 

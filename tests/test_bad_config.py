@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 
 def _tables(lakehouse) -> list[str]:
@@ -50,6 +53,41 @@ def _tables(lakehouse) -> list[str]:
             {"layer": ["bronze"]},
             r"daily.yml run.config: unknown key 'layer'; did you mean 'layers'\?",
         ),
+        (
+            "silver",
+            {"max_rows_per_batch": 0},
+            r"silver.yml run.config.max_rows_per_batch: expected a whole number of at least 1, got 0",
+        ),
+        (
+            "silver",
+            {"max_invalid_fraction": "lots"},
+            r"silver.yml run.config.max_invalid_fraction: expected float, got 'lots' \(str\)",
+        ),
+        (
+            "silver",
+            {"watermark": {"kind": "column", "column": "_ingested_at", "lookback_days": -2}},
+            r"watermark.lookback_days: expected a whole number of days >= 0, got -2",
+        ),
+        (
+            "silver",
+            {"watermark": {"kind": "column", "colum": "_ingested_at"}},
+            r"watermark: unknown key\(s\) 'colum'; did you mean 'column'\?",
+        ),
+        (
+            "gold",
+            {"partitions_per_task": -1},
+            r"gold.yml run.config.partitions_per_task: expected a whole number of at least 1",
+        ),
+        (
+            "bronze",
+            {"settle_seconds": -1},
+            r"bronze.yml run.config.settle_seconds: expected a number of seconds >= 0, got -1",
+        ),
+        (
+            "publish",
+            {"sinkz": {}},
+            r"publish.yml run.config: unknown key 'sinkz'; did you mean 'sinks'\?",
+        ),
     ],
 )
 def test_bad_settings_fail_before_any_table_changes(lakehouse, pipeline, config, message):
@@ -66,3 +104,77 @@ def test_a_yaml_syntax_error_names_the_file_on_the_command_line(lakehouse):
     done = lakehouse.cli("gold")
     assert done.returncode == 1
     assert "Failed to load configuration from conf/pipelines/gold.yml" in done.stderr
+
+
+PIPELINES = sorted(
+    path.stem
+    for path in (Path(__file__).parent.parent / "conf" / "pipelines").glob("*.yml")
+    if yaml.safe_load(path.read_text())["run"]["config"]  # infer takes only --inputs
+)
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_every_pipeline_refuses_a_misspelled_key_naming_its_file(lakehouse, pipeline):
+    path = lakehouse.project / "conf" / "pipelines" / f"{pipeline}.yml"
+    spec = yaml.safe_load(path.read_text())
+    key = next(iter(spec["run"]["config"]))
+    spec["run"]["config"][key[:-1] + "x"] = spec["run"]["config"].pop(key)
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(
+        Exception,
+        match=rf"conf/pipelines/{pipeline}.yml run.config: unknown key '{key[:-1]}x'; did you mean '{key}'\?",
+    ):
+        lakehouse.run(pipeline)
+
+
+def test_a_missing_key_and_a_misspelled_section_are_named(lakehouse):
+    path = lakehouse.project / "conf" / "pipelines" / "silver.yml"
+    spec = yaml.safe_load(path.read_text())
+    del spec["run"]["config"]["lake_root"]
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(Exception, match=r"silver.yml run.config: 'lake_root' is missing \(str\)"):
+        lakehouse.run("silver")
+    spec["run"]["finl_vars"] = spec["run"].pop("final_vars")  # would compute every node
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(
+        Exception, match=r"silver.yml run: unknown key 'finl_vars'; did you mean 'final_vars'\?"
+    ):
+        lakehouse.run("silver")
+
+
+def test_an_int_is_a_float_where_a_float_is_asked(lakehouse):
+    lakehouse.configure("silver", max_invalid_fraction=1)  # a float in the DAG
+    lakehouse.run("silver")  # nothing in bronze yet: nothing to do, and no type error
+
+
+def test_a_hook_setting_is_checked(lakehouse):
+    path = lakehouse.project / "conf" / "hooks.yml"
+    path.write_text(path.read_text().replace("  dir:", "  dri:"))
+    done = lakehouse.cli("status")
+    assert done.returncode == 2, done.stderr
+    assert "conf/hooks.yml lock: unknown setting 'dri'; did you mean 'dir'?" in done.stderr
+
+
+def test_a_config_error_is_one_line_and_exit_2_on_the_command_line(lakehouse):
+    lakehouse.configure("silver", max_rows_per_bach=10)
+    done = lakehouse.cli("silver")
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, done.stderr
+    assert "did you mean 'max_rows_per_batch'?" in errors[0]
+    for noise in ("Traceback", "Oh no an error", "Invalid configuration for pipeline"):
+        assert noise not in done.stderr + done.stdout
+    debug = lakehouse.cli("silver", "--log-level", "debug")
+    assert debug.returncode == 2
+    assert "Traceback" in debug.stderr  # the traceback is there for whoever asks
+
+
+def test_a_failure_inside_daily_is_reported_once(lakehouse):
+    lakehouse.configure("landing", defect_rate=0.05)
+    lakehouse.configure("silver", on_invalid="fail")  # the demo's defects now fail silver
+    done = lakehouse.cli("daily")
+    assert done.returncode == 1
+    cause = "on_invalid is fail: nothing committed"
+    assert done.stderr.count(cause) == 1, done.stderr
+    assert "silver failed (above)" in done.stderr
+    assert "Traceback" not in done.stderr

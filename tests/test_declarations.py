@@ -38,10 +38,11 @@ def test_a_declaration_builds_the_types_and_the_checks(tmp_path):
     entity = catalog.load(_write(tmp_path, GOOD)).entities["events"]
     assert entity.columns == {
         "event_id": pl.String(),
-        "happened_at": pl.Datetime("ms", "Europe/Paris"),
+        "happened_at": pl.Datetime("us", "UTC"),  # as Delta stores it
         "price": pl.Decimal(12, 3),
         "kind": pl.String(),
     }
+    assert entity.zones == {"happened_at": "Europe/Paris"}  # text without an offset
     assert entity.rules["price"] == {"between": (Decimal("0"), Decimal("99.5"))}
     assert entity.nullable == {"kind"} and entity.source == "events"
     assert entity.schema.names()[-1] == "event_day"

@@ -65,6 +65,7 @@ def _bronze_rows(lakehouse: Lakehouse) -> dict[str, list]:
     return rows
 
 
+@pytest.mark.slow  # ten interpreters at once on two cores: half a minute
 def test_ten_runs_at_once_one_works_the_others_exit_with_the_lock_code(lakehouse, tmp_path):
     lakehouse.run("landing")
     _with_hook(lakehouse, ["lock", "hold", "ledger", "alert"], seconds=15)

@@ -9,6 +9,8 @@ import pytest
 import yaml
 from hamilton import driver
 
+from lakehouse import settings
+
 PIPELINES = sorted(
     p.stem for p in (Path(__file__).parent.parent / "conf" / "pipelines").glob("*.yml")
 )
@@ -22,14 +24,16 @@ def test_pipeline_config_satisfies_its_dag(name):
         (Path(__file__).parent.parent / "conf" / "pipelines" / f"{name}.yml").read_text()
     )
     module = importlib.import_module(f"pipelines.{name}")
+    inputs = {**(spec["run"].get("inputs") or {}), **RUN_INPUTS.get(name, {})}
+    where = f"conf/pipelines/{name}.yml"
+    config = settings.check_config(where, [module], spec["run"]["config"], inputs)  # as a run does
     dr = (
         driver.Builder()
         .with_modules(module)
-        .with_config(spec["run"]["config"])
+        .with_config(config)
         .enable_dynamic_execution(allow_experimental_mode=True)
         .build()
     )
     final_vars = spec["run"]["final_vars"]
-    inputs = {**(spec["run"].get("inputs") or {}), **RUN_INPUTS.get(name, {})}
     dr.validate_execution(final_vars=final_vars, inputs=inputs)
     assert set(final_vars) <= {v.name for v in dr.list_available_variables()}
