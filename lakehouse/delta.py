@@ -17,6 +17,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import CommitProperties, Transaction
 
+from lakehouse import lease
 from lakehouse.storage import Location
 
 WATERMARK_KEY = "lakehouse.watermark"
@@ -193,8 +194,9 @@ def commit_properties(
 ) -> CommitProperties:
     """Commit properties carrying the batch marker and the watermark of ``app_id``."""
     mark = {"app_id": app_id, "batch": batch, **watermark}
+    metadata = {WATERMARK_KEY: json.dumps(mark, sort_keys=True), RUN_ID_KEY: run_id}
     return CommitProperties(
-        custom_metadata={WATERMARK_KEY: json.dumps(mark, sort_keys=True), RUN_ID_KEY: run_id},
+        custom_metadata={**metadata, **lease.markers()},
         app_transactions=[Transaction(app_id, batch), *extra_transactions],
     )
 
@@ -204,7 +206,9 @@ def check_not_committed(table: DeltaTable, properties: CommitProperties) -> None
 
     Call it with the very table object the commit is made from: delta-rs then rejects any
     commit of the same app id that lands after this snapshot, so no batch is written twice.
+    It also checks that the run still holds its pipeline's lease (``lakehouse.lease``).
     """
+    lease.check_held()  # a run that lost its pipeline's lease stops before committing
     batch = properties.app_transactions[0]
     done = table.transaction_version(batch.app_id)
     if done is not None and done >= batch.version:

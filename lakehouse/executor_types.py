@@ -252,12 +252,17 @@ def _start_dask(spec: ExecutorSpec, modules: list[str], cpus: int):
             cluster.close()
 
     problems = {w: p for w, p in client.run(_importable, list(sys.path), modules).items() if p}
+    # the scheduler unpickles the task graph too (distributed >= 2023.4): it needs the project
+    on_scheduler = client.run_on_scheduler(_importable, list(sys.path), modules)
+    if on_scheduler:
+        problems["the scheduler"] = on_scheduler
     if problems:
         stop()
         listing = "\n  ".join(f"{worker}: {problem}" for worker, problem in problems.items())
         raise ExecutorError(
-            f"{spec.where}: Dask workers cannot run this project's tasks (they need the project "
-            f"and its packages installed, same versions as here):\n  {listing}"
+            f"{spec.where}: the Dask cluster cannot run this project's tasks (its scheduler and "
+            f"workers need the project and its packages installed, same versions as here):"
+            f"\n  {listing}"
         )
     where = address or cluster.scheduler_address
     workers = len(client.scheduler_info().get("workers", {}))

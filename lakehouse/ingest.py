@@ -336,6 +336,7 @@ def commit_staged(
         run_id,
         extra_transactions=[Transaction(s.file.app_id, s.file.fingerprint) for s in fresh],
     )
+    delta.check_not_committed(table, properties)
     table.create_write_transaction(actions, "append", table.schema(), commit_properties=properties)
     table.update_incremental()
     landed = sum(s.file.size for s in fresh)

@@ -116,7 +116,7 @@ EXECUTORS = [
     pytest.param(
         {"type": "processpool", "max_workers": 2}, id="processpool", marks=pytest.mark.slow
     ),
-    pytest.param({"type": "dask", "max_workers": 2}, id="dask"),
+    pytest.param({"type": "dask", "max_workers": 2}, id="dask", marks=pytest.mark.slow),
     pytest.param({"type": "ray", "num_cpus": 2}, id="ray", marks=pytest.mark.slow),
 ]
 

@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 import s3fs
+import yaml
 from conftest import Lakehouse, sandbox
 from deltalake import DeltaTable, write_deltalake
 from tcp_proxy import TcpProxy
@@ -242,3 +243,67 @@ def test_the_secret_key_is_in_no_log_line_and_no_ledger_row(s3_lakehouse, moto, 
     s3_lakehouse.endpoint = direct
     runs = s3_lakehouse.table("_runs")
     assert SECRET not in json.dumps(runs.rows(), default=str)
+
+
+# --- the daily flow on a Dask cluster started as separate processes, the lake on S3 --------
+
+
+@pytest.mark.slow
+def test_daily_on_a_dask_cluster_of_separate_processes_over_s3_equals_a_local_run(
+    s3_lakehouse, local_reference
+):
+    house = s3_lakehouse
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    for layer in ("bronze", "gold"):
+        path = house.project / "conf" / "pipelines" / f"{layer}.yml"
+        spec = yaml.safe_load(path.read_text())
+        spec["run"]["executor"] = {"type": "dask", "address": address}
+        path.write_text(yaml.safe_dump(spec))
+    bin_dir = Path(sys.executable).parent
+    # the workers get the storage credentials from their own environment, as on other hosts
+    worker_env = {
+        **os.environ,
+        **house.aws(),
+        "PYTHONPATH": f"{house.project}{os.pathsep}{house.project / 'pipelines'}",
+    }
+    cluster = [
+        subprocess.Popen(
+            [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+             "--dashboard-address", ":0"],
+            cwd=house.project, env={**os.environ, "PYTHONPATH": worker_env["PYTHONPATH"]},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # it unpickles the task graphs: the project importable, no storage credentials
+    ]  # fmt: skip
+    try:
+        for name in ("worker-1", "worker-2"):
+            cluster.append(
+                subprocess.Popen(
+                    [str(bin_dir / "dask"), "worker", address, "--nthreads", "1",
+                     "--name", name, "--host", "127.0.0.1", "--dashboard-address", ":0"],
+                    cwd=house.project, env=worker_env,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+        env = {**os.environ, **house.env(), "FP_LOG_LEVEL": "INFO"}
+        flowerpower = [str(bin_dir / "flowerpower"), "pipeline", "run"]
+        landing = subprocess.run(
+            [*flowerpower, "landing"], cwd=house.project, env=env, capture_output=True, text=True
+        )
+        assert landing.returncode == 0, landing.stderr
+        outputs = []
+        for _ in range(2):  # as local_reference: landing once, the layers twice
+            done = subprocess.run(
+                [*flowerpower, "daily", "--config", LAYERS],
+                cwd=house.project, env=env, capture_output=True, text=True, timeout=900,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+            outputs.append(done.stdout + done.stderr)
+        assert f"dask: 2 workers at {address}" in outputs[0]
+        assert _rows(house) == local_reference
+        assert not any(SECRET in text for text in outputs)
+    finally:
+        for process in reversed(cluster):
+            process.terminate()
+        for process in cluster:
+            process.wait(timeout=60)

@@ -80,6 +80,7 @@ def _in_sandbox(command: str, lakehouse) -> str:
     return command.replace("/tmp/lakehouse-", f"{lakehouse.root}/flock-")
 
 
+@pytest.mark.slow  # every crontab line as its own process: half a minute
 def test_every_crontab_line_runs_in_a_sandbox(lakehouse):
     sandbox = _sandbox(lakehouse)
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **sandbox}

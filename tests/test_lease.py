@@ -1,0 +1,244 @@
+"""The lease lock of a lake on S3, against a real S3-compatible server (moto) on 127.0.0.1:
+one holder at a time, takeover after expiry, a holder that lost its lease never commits, and
+runs from two project folders (two "hosts": two local lock folders, one lake)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import s3fs
+from tcp_proxy import TcpProxy
+from test_operations import _with_hook
+from test_s3 import LAYERS, SECRET, MotoServer, S3Lakehouse, local_reference  # noqa: F401
+
+from lakehouse import delta, lease, lock
+from lakehouse.storage import Location
+
+
+@pytest.fixture(scope="module")
+def moto():
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+def _aws(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "lakehouse-test",
+        "AWS_SECRET_ACCESS_KEY": "lease-test",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ALLOW_HTTP": "true",
+    }
+
+
+@pytest.fixture
+def lake(moto, monkeypatch):
+    for name, value in _aws(f"http://127.0.0.1:{moto.port}").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(lease, "SKEW_SECONDS", 0.2)
+    s3fs.S3FileSystem.clear_instance_cache()
+    bucket = f"lease-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem().mkdir(bucket)
+    yield Location.from_uri(f"s3://{bucket}/lake")
+    for held in list(lease._held):
+        held.release()
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_one_holder_at_a_time_and_a_released_lease_is_free_at_once(lake):
+    first = lease.Lease(lake, "silver", "run-1", seconds=30)
+    first.acquire()
+    second = lease.Lease(lake, "silver", "run-2", seconds=30)
+    with pytest.raises(
+        lease.LeaseBusy, match=r"silver is already running \(pid \d+ on .*run run-1"
+    ):
+        second.acquire()
+    lease.Lease(lake, "gold", "run-3", seconds=30).acquire()  # another pipeline: its own lease
+    first.release()
+    second.acquire()
+    assert second.generation == 2
+
+
+def test_an_expired_lease_is_taken_over_and_its_holder_commits_nothing(lake):
+    paused = lease.Lease(lake, "silver", "paused", seconds=1)
+    paused.acquire()
+    paused._stop.set()  # stands for a process paused (or cut off) past its lease
+    table = lake.child("silver", "readings")
+    rows = pa.table({"meter": ["M001"]})
+    delta.append(table, rows, delta.commit_properties("test", 1, {}, "paused"))
+    with pytest.raises(lease.LeaseBusy):
+        lease.Lease(lake, "silver", "early", seconds=30).acquire()  # not yet expired
+    time.sleep(1.3)
+    successor = lease.Lease(lake, "silver", "successor", seconds=30)
+    successor.acquire()
+    assert successor.generation == 2
+    lease._held.remove(successor)  # the successor runs in another process
+    with pytest.raises(lease.LeaseLost, match="paused lost its lease"):
+        delta.append(table, rows, delta.commit_properties("test", 2, {}, "paused"))
+    assert delta.open_table(table).version() == 1  # the commit before the pause only
+    commit = delta.open_table(table).history(1)[0]
+    assert commit["lakehouse.lease"].endswith("/_locks/silver.json#1")
+
+
+def test_a_lease_taken_over_while_its_holder_renews_is_noticed_by_the_renewal(lake):
+    holder = lease.Lease(lake, "gold", "holder", seconds=1)
+    holder.acquire()
+    holder._stop.set()
+    time.sleep(1.3)
+    lease.Lease(lake, "gold", "successor", seconds=30).acquire()
+    holder.expires_at = time.time() + 30  # as if its clock were behind: only the store knows
+    holder.renew()
+    assert holder.lost == "another run took the lease over"
+    with pytest.raises(lease.LeaseLost):
+        holder.check()
+
+
+def test_the_store_unreachable_during_renewal_stops_the_run_and_the_rerun_goes_on(
+    lake, moto, monkeypatch
+):
+    proxy = TcpProxy(moto.port).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    s3fs.S3FileSystem.clear_instance_cache()
+    cut_off = lease.Lease(Location.from_uri(lake.uri), "bronze", "cut-off", seconds=1.5)
+    cut_off.acquire()
+    proxy.stop()
+    deadline = time.time() + 15  # renewals fail (a pooled connection may live a moment)
+    with pytest.raises(lease.LeaseLost, match="not renewed before it expired"):
+        while time.time() < deadline:
+            cut_off.check()
+            time.sleep(0.1)
+    proxy.start()
+    cut_off.release()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{moto.port}")
+    s3fs.S3FileSystem.clear_instance_cache()
+    time.sleep(0.3)
+    rerun = lease.Lease(Location.from_uri(lake.uri), "bronze", "rerun", seconds=30)
+    rerun.acquire()  # the expired lease is taken over
+    assert rerun.generation == 2
+
+
+# --- whole runs from two project folders ("hosts") against one lake on S3 -------------------
+
+
+@pytest.fixture
+def two_hosts(tmp_path, tpch_cache, moto, monkeypatch):
+    endpoint = f"http://127.0.0.1:{moto.port}"
+    first = S3Lakehouse(tmp_path / "host-a", tpch_cache, endpoint)
+    second = S3Lakehouse(tmp_path / "host-b", tpch_cache, endpoint)
+    second.bucket, second.landing, second.lake_uri = first.bucket, first.landing, first.lake_uri
+    for name, value in first.aws().items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    s3fs.S3FileSystem().mkdir(first.bucket)
+    for house in (first, second):
+        house.configure("bronze", settle_seconds=0)
+    env = {**os.environ, **first.env(), "LEASE_SECONDS": "3"}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "flowerpower"), "pipeline", "run", "landing"],
+        cwd=first.project, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return first, second
+
+
+def _popen(house, *arguments: str) -> subprocess.Popen:
+    env = {**os.environ, **house.env(), "FP_LOG_LEVEL": "INFO", "LEASE_SECONDS": "3"}
+    command = [str(Path(sys.executable).parent / "flowerpower"), "pipeline", "run", *arguments]
+    return subprocess.Popen(
+        command, cwd=house.project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _bronze(house) -> list:
+    frame = house.table("bronze/orders").drop("_ingested_at", "_run_id")
+    return frame.sort(frame.columns, nulls_last=True).rows()
+
+
+def _wait_for_lease(house, pipeline: str, run: subprocess.Popen) -> None:
+    """Until ``run`` holds the pipeline's lease (not a released one of an earlier run)."""
+    fs = s3fs.S3FileSystem()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        fs.invalidate_cache()
+        path = f"{house.bucket}/lake/_locks/{pipeline}.json"
+        holder = json.loads(fs.cat(path)) if fs.exists(path) else {}
+        if holder.get("pid") == run.pid and not holder.get("released"):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the lease was never taken")
+
+
+@pytest.mark.slow
+def test_ten_launches_from_two_hosts_at_once_exactly_one_works(two_hosts):
+    first, second = two_hosts
+    for house in two_hosts:
+        _with_hook(house, ["lock", "hold", "ledger", "alert"], seconds=20)
+    runs = [_popen(house, "bronze") for house in (first, second) * 5]
+    outcomes = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    codes = sorted(code for code, _ in outcomes)
+    assert codes == [0] + [lock.EXIT_LOCKED] * 9, [err[-1500:] for _, err in outcomes]
+    refused = [err for code, err in outcomes if code == lock.EXIT_LOCKED]
+    assert all("bronze is already running (pid " in err and "lease until" in err for err in refused)
+    rows = _bronze(first)
+    _with_hook(second, ["lock", "ledger", "alert"])
+    again = _popen(second, "bronze")
+    assert again.wait(timeout=300) == 0, again.stderr.read()
+    assert _bronze(first) == rows  # nothing ingested twice
+
+
+@pytest.mark.slow
+def test_a_killed_holder_is_taken_over_after_the_lease_and_a_paused_one_commits_nothing(
+    two_hosts,
+):
+    first, second = two_hosts
+    _with_hook(first, ["lock", "hold", "ledger", "alert"], seconds=60)
+    killed = _popen(first, "bronze")
+    _wait_for_lease(first, "bronze", killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    refused = _popen(second, "bronze")
+    assert refused.wait(timeout=300) == lock.EXIT_LOCKED  # the lease still holds
+    time.sleep(3 + lease.SKEW_SECONDS)
+    taker = _popen(second, "bronze")
+    assert taker.wait(timeout=300) == 0
+    assert "took over the lease of run" in taker.stderr.read()
+    rows = _bronze(second)
+    assert rows  # as one uninterrupted run: every landed order once
+
+    # a holder paused past its lease while another run takes over writes nothing on waking
+    landing = first.landing + "/orders/late_orders.csv"
+    fs = s3fs.S3FileSystem()
+    header = fs.cat(fs.ls(first.landing + "/orders")[0]).decode().splitlines()[0]
+    fs.pipe(
+        landing,
+        (header + "\n" + "999999001,1,O,1.00,1992-01-03,1-URGENT,Clerk#1,0,late\n").encode(),
+    )
+    _with_hook(first, ["lock", "hold", "ledger", "alert"], seconds=6)
+    paused = _popen(first, "bronze")
+    _wait_for_lease(first, "bronze", paused)
+    time.sleep(1)
+    paused.send_signal(signal.SIGSTOP)
+    time.sleep(3 + lease.SKEW_SECONDS + 1)
+    taker = _popen(second, "bronze")
+    assert taker.wait(timeout=300) == 0, taker.stderr.read()
+    after_takeover = _bronze(second)
+    paused.send_signal(signal.SIGCONT)
+    code = paused.wait(timeout=300)
+    woke = paused.stderr.read()
+    # on waking it either found its commit refused (exit 1) or, the taker having ingested
+    # everything, nothing left to commit; either way it knows and writes nothing
+    assert "lost its lease" in woke or "lease lost" in woke, woke[-3000:]
+    assert code in (0, 1)
+    assert _bronze(second) == after_takeover
+    assert len(after_takeover) == len(rows) + 1  # the late order, once
