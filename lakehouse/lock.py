@@ -4,8 +4,8 @@ The lock is an ``flock`` on ``<dir>/<pipeline>.lock``: the kernel releases it wh
 ends, however it ends, so a lock left by a killed run is never in the way. The file also says
 who holds it (pid, host, run id, start), for the message a refused run prints, and for the
 warning when a run takes over from one that died holding it. It locks runs on one machine
-(or on a file system with working ``flock``); runs on several machines need their scheduler
-to keep them apart.
+(or on a file system with working ``flock``); with the lake on S3 the lock hook uses a lease
+in the lake instead (``lakehouse.lease``), which keeps runs on several machines apart.
 """
 
 from __future__ import annotations
