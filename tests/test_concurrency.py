@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from crash_harness import Harness, differences, lake_tables, run_concurrently
 
 
+@pytest.mark.slow
 def test_simultaneous_runs_end_as_one_run(lakehouse):
     lakehouse.configure("landing", defect_rate=0.05, days_per_run=4)
     lakehouse.run("landing")

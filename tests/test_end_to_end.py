@@ -127,6 +127,7 @@ def test_gold_marts_equal_duckdb_over_tpchgen_output(ingested_once):
     _assert_marts_equal_truth(ingested_once)
 
 
+@pytest.mark.slow
 def test_at_scale_factor_0_1_the_marts_equal_duckdb_over_tpchgen_output(lakehouse):
     lakehouse.configure("landing", scale_factor=0.1, days_per_run=15, defect_rate=0.02)
     for _ in range(2):

@@ -152,6 +152,7 @@ def _yaml_executor_types(lakehouse) -> set[str]:
     }
 
 
+@pytest.mark.slow
 def test_the_command_line_executor_is_the_one_that_runs(lakehouse):
     """``--executor`` reaches the runner built here (not FlowerPower's fallback); the YAML's
     keys for another type are reported as unused, not silently dropped."""

@@ -153,6 +153,7 @@ for i in range(15):
 """
 
 
+@pytest.mark.slow
 def test_two_concurrent_writers_lose_no_commits(s3_lakehouse):
     uri = f"{s3_lakehouse.lake_uri}/contended"
     options = storage.delta_storage_options(uri)

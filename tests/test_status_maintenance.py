@@ -7,6 +7,7 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import yaml
 
 from lakehouse import status
@@ -19,6 +20,7 @@ def _freshness(lakehouse, limits: dict) -> None:
     path.write_text(yaml.safe_dump(spec))
 
 
+@pytest.mark.slow
 def test_status_lists_every_table_and_fails_with_code_3_when_one_is_stale(lakehouse, monkeypatch):
     assert lakehouse.cli("daily").returncode == 0
     done = lakehouse.cli("status")
@@ -58,6 +60,7 @@ def _rows(lakehouse, name: str) -> list:
     return frame.sort(frame.columns, nulls_last=True).rows()
 
 
+@pytest.mark.slow
 def test_maintenance_compacts_and_vacuums_without_changing_data(lakehouse):
     for _ in range(3):
         lakehouse.run("daily")
