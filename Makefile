@@ -41,10 +41,10 @@ system-deps:
 	fi
 
 test: install-dev system-deps  ## the default test suite (under 10 minutes)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
 
 test-slow: install-dev system-deps  ## the slow suites (Ray, a real cron daemon); CI runs them too
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow --durations=15
 
 lint: install-dev
 	$(BIN)/ruff check lakehouse pipelines tests bench

@@ -198,6 +198,7 @@ def test_a_failed_run_then_a_rerun_equals_an_uninterrupted_run(
     )
 
 
+@pytest.mark.slow
 def test_small_commits_and_batches_give_the_same_lake(lakehouse):
     """Bronze split into many small commits, silver into many small batches: same result."""
     lakehouse.configure("landing", defect_rate=0.05)

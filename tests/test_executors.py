@@ -111,8 +111,8 @@ def reference(tmp_path_factory, tpch_cache):
 
 
 EXECUTORS = [
-    pytest.param(None, id="each-layer-yaml"),
-    pytest.param({"type": "threadpool", "max_workers": 3}, id="threadpool"),
+    pytest.param(None, id="each-layer-yaml", marks=pytest.mark.slow),
+    pytest.param({"type": "threadpool", "max_workers": 3}, id="threadpool", marks=pytest.mark.slow),
     pytest.param(
         {"type": "processpool", "max_workers": 2}, id="processpool", marks=pytest.mark.slow
     ),

@@ -114,6 +114,7 @@ def test_a_killed_run_is_marked_abandoned_and_its_lock_taken_over(lakehouse):
     assert lakehouse.table("bronze/orders").height > 0
 
 
+@pytest.mark.slow
 def test_the_ledger_records_what_each_run_wrote(lakehouse):
     done = lakehouse.cli("daily")
     assert done.returncode == 0, done.stderr

@@ -227,6 +227,7 @@ def test_postgres_changes_are_picked_up_once_with_late_updates_in_the_lookback(
     assert_bronze_holds_each_version_once(lakehouse, url)
 
 
+@pytest.mark.slow
 def test_a_killed_postgres_pull_reruns_cleanly_and_logs_no_password(lakehouse, orders_db):
     url = orders_db
     _pg(
