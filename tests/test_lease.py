@@ -151,8 +151,10 @@ def two_hosts(tmp_path, tpch_cache, moto, monkeypatch):
     return first, second
 
 
-def _popen(house, *arguments: str) -> subprocess.Popen:
-    env = {**os.environ, **house.env(), "FP_LOG_LEVEL": "INFO", "LEASE_SECONDS": "3"}
+def _popen(house, *arguments: str, lease_seconds: int = 60) -> subprocess.Popen:
+    """A run in its own process; its lease holds ``lease_seconds`` (renewals under a loaded
+    machine's scheduling stay well inside a minute)."""
+    env = {**os.environ, **house.env(), "FP_LOG_LEVEL": "INFO", "LEASE_SECONDS": str(lease_seconds)}
     command = [str(Path(sys.executable).parent / "flowerpower"), "pipeline", "run", *arguments]
     return subprocess.Popen(
         command, cwd=house.project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -165,7 +167,7 @@ def _bronze(house) -> list:
     return frame.sort(frame.columns, nulls_last=True).rows()
 
 
-def _wait_for_lease(house, pipeline: str, run: subprocess.Popen) -> None:
+def _wait_for_lease(house, pipeline: str, run: subprocess.Popen) -> dict:
     """Until ``run`` holds the pipeline's lease (not a released one of an earlier run)."""
     fs = s3fs.S3FileSystem()
     deadline = time.time() + 120
@@ -174,7 +176,7 @@ def _wait_for_lease(house, pipeline: str, run: subprocess.Popen) -> None:
         path = f"{house.bucket}/lake/_locks/{pipeline}.json"
         holder = json.loads(fs.cat(path)) if fs.exists(path) else {}
         if holder.get("pid") == run.pid and not holder.get("released"):
-            return
+            return holder
         time.sleep(0.2)
     raise AssertionError("the lease was never taken")
 
@@ -203,13 +205,13 @@ def test_a_killed_holder_is_taken_over_after_the_lease_and_a_paused_one_commits_
 ):
     first, second = two_hosts
     _with_hook(first, ["lock", "hold", "ledger", "alert"], seconds=60)
-    killed = _popen(first, "bronze")
-    _wait_for_lease(first, "bronze", killed)
+    killed = _popen(first, "bronze", lease_seconds=45)
+    expires_at = _wait_for_lease(first, "bronze", killed)["expires_at"]
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     refused = _popen(second, "bronze")
     assert refused.wait(timeout=300) == lock.EXIT_LOCKED  # the lease still holds
-    time.sleep(3 + lease.SKEW_SECONDS)
+    time.sleep(max(0.0, expires_at + lease.SKEW_SECONDS + 0.5 - time.time()))
     taker = _popen(second, "bronze")
     assert taker.wait(timeout=300) == 0
     assert "took over the lease of run" in taker.stderr.read()
@@ -225,7 +227,7 @@ def test_a_killed_holder_is_taken_over_after_the_lease_and_a_paused_one_commits_
         (header + "\n" + "999999001,1,O,1.00,1992-01-03,1-URGENT,Clerk#1,0,late\n").encode(),
     )
     _with_hook(first, ["lock", "hold", "ledger", "alert"], seconds=6)
-    paused = _popen(first, "bronze")
+    paused = _popen(first, "bronze", lease_seconds=3)
     _wait_for_lease(first, "bronze", paused)
     time.sleep(1)
     paused.send_signal(signal.SIGSTOP)
