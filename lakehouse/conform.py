@@ -263,7 +263,7 @@ def split(
         orphaned = valid.filter(orphan).with_columns(_rule=pl.lit("orphan"), _reason=reason)
         rejected.append(orphaned.with_columns(_raw=raw_text(orphaned)))
         valid = valid.filter(~orphan)
-        if policy is not None and policy.on_invalid == "fail" and orphaned.height:
+        if policy and policy.on_invalid == "fail" and orphaned.height:
             raise ValueError(
                 f"{table}: {orphaned.height:,} orphan rows; on_invalid is fail: nothing "
                 f"committed. First: {orphaned['_reason'][0]}"

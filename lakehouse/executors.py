@@ -16,7 +16,6 @@ The smoke tests in ``tests/test_executors.py`` fail if a FlowerPower upgrade bre
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import os
 import typing
@@ -99,14 +98,13 @@ def spec_for_run(executor_cfg, conf_file: Path) -> tuple[ExecutorSpec, bool]:
 def has_parallel_tasks(modules) -> bool:
     """Whether a pipeline has a ``Parallelizable`` block (tasks for an executor to run)."""
     for module in modules:
-        for fn in vars(module).values():
-            if inspect.isfunction(fn) and fn.__module__ == module.__name__:
-                try:
-                    returns = typing.get_type_hints(fn).get("return")
-                except Exception:  # an annotation that does not resolve: assume tasks
-                    return True
-                if returns is not None and htypes.is_parallelizable_type(returns):
-                    return True
+        for fn in settings.functions(module).values():
+            try:
+                returns = typing.get_type_hints(fn).get("return")
+            except Exception:  # an annotation that does not resolve: assume tasks
+                return True
+            if returns is not None and htypes.is_parallelizable_type(returns):
+                return True
     return False
 
 

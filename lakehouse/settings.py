@@ -32,7 +32,8 @@ class ConfigError(ValueError):
     exit_code = 2
 
 
-def _functions(module: ModuleType) -> dict:
+def functions(module: ModuleType) -> dict:
+    """The public functions a module defines (its Hamilton nodes), by name."""
     return {
         name: fn
         for name, fn in inspect.getmembers(module, inspect.isfunction)
@@ -43,15 +44,15 @@ def _functions(module: ModuleType) -> dict:
 def node_inputs(*modules: ModuleType) -> dict[str, tuple[object, bool]]:
     """The inputs the modules' functions ask for that none of their nodes provides:
     name -> (annotation or None, required)."""
-    functions = {name: fn for module in modules for name, fn in _functions(module).items()}
+    nodes = {name: fn for module in modules for name, fn in functions(module).items()}
     found: dict[str, tuple[object, bool]] = {}
-    for fn in functions.values():
+    for fn in nodes.values():
         try:
             hints = typing.get_type_hints(fn)
         except Exception:  # an annotation that does not resolve: no type check for it
             hints = {}
         for name, parameter in inspect.signature(fn).parameters.items():
-            if name in functions:
+            if name in nodes:
                 continue
             annotation, required = found.get(name, (None, False))
             found[name] = (
