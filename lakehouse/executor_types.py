@@ -312,4 +312,7 @@ def _start_ray(spec: ExecutorSpec, modules: list[str]):
     if problem:
         ray.shutdown()
         raise ExecutorError(f"{spec.where}: Ray workers cannot run this project's tasks: {problem}")
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    logger.info(f"ray: {nodes} nodes, {cpus} CPUs at {address or 'a local instance'}")
     return RayTaskExecutor(ray), ray.shutdown

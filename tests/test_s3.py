@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -268,48 +270,26 @@ def test_the_secret_key_is_in_no_log_line_and_no_ledger_row(s3_lakehouse, moto, 
     assert SECRET not in json.dumps(runs.rows(), default=str)
 
 
-# --- the daily flow on a Dask cluster started as separate processes, the lake on S3 --------
+# --- the daily flow on a cluster started as separate processes, the lake on S3 -------------
 
 
-@pytest.mark.slow
-def test_daily_on_a_dask_cluster_of_separate_processes_over_s3_equals_a_local_run(
-    s3_lakehouse, local_reference
-):
-    house = s3_lakehouse
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
+def _daily_on_a_cluster(house, executor: dict, start_cluster, expected_log: str, reference):
+    """Point bronze and gold at a cluster started as separate commands (as on other hosts),
+    run landing once and the layers twice, and compare the tables with a local run's."""
     for layer in ("bronze", "gold"):
         path = house.project / "conf" / "pipelines" / f"{layer}.yml"
         spec = yaml.safe_load(path.read_text())
-        spec["run"]["executor"] = {"type": "dask", "address": address}
+        spec["run"]["executor"] = executor
         path.write_text(yaml.safe_dump(spec))
-    bin_dir = Path(sys.executable).parent
     # the workers get the storage credentials from their own environment, as on other hosts
-    worker_env = {
-        **os.environ,
-        **house.aws(),
-        "PYTHONPATH": f"{house.project}{os.pathsep}{house.project / 'pipelines'}",
-    }
-    cluster = [
-        subprocess.Popen(
-            [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--dashboard-address", ":0"],
-            cwd=house.project, env={**os.environ, "PYTHONPATH": worker_env["PYTHONPATH"]},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # it unpickles the task graphs: the project importable, no storage credentials
-    ]  # fmt: skip
+    project_path = {"PYTHONPATH": f"{house.project}{os.pathsep}{house.project / 'pipelines'}"}
+    cluster = start_cluster(
+        worker_env={**os.environ, **house.aws(), **project_path},
+        scheduler_env={**os.environ, **project_path},  # no storage credentials
+    )
     try:
-        for name in ("worker-1", "worker-2"):
-            cluster.append(
-                subprocess.Popen(
-                    [str(bin_dir / "dask"), "worker", address, "--nthreads", "1",
-                     "--name", name, "--host", "127.0.0.1", "--dashboard-address", ":0"],
-                    cwd=house.project, env=worker_env,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )
-            )  # fmt: skip
         env = {**os.environ, **house.env(), "FP_LOG_LEVEL": "INFO"}
-        flowerpower = [str(bin_dir / "flowerpower"), "pipeline", "run"]
+        flowerpower = [str(BIN / "flowerpower"), "pipeline", "run"]
         landing = subprocess.run(
             [*flowerpower, "landing"], cwd=house.project, env=env, capture_output=True, text=True
         )
@@ -322,11 +302,103 @@ def test_daily_on_a_dask_cluster_of_separate_processes_over_s3_equals_a_local_ru
             )  # fmt: skip
             assert done.returncode == 0, done.stderr[-3000:]
             outputs.append(done.stdout + done.stderr)
-        assert f"dask: 2 workers at {address}" in outputs[0]
-        assert _rows(house) == local_reference
+        assert expected_log in outputs[0], outputs[0][-3000:]
+        assert _rows(house) == reference
         assert not any(SECRET in text for text in outputs)
     finally:
         for process in reversed(cluster):
             process.terminate()
         for process in cluster:
-            process.wait(timeout=60)
+            try:
+                process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.slow
+def test_daily_on_a_dask_cluster_of_separate_processes_over_s3_equals_a_local_run(
+    s3_lakehouse, local_reference
+):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+
+    def start_cluster(worker_env, scheduler_env):
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        port = address.rsplit(":", 1)[1]
+        cluster = [
+            subprocess.Popen(
+                [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", port,
+                 "--dashboard-address", ":0"],
+                cwd=s3_lakehouse.project, env=scheduler_env, **quiet,
+            )  # it unpickles the task graphs: the project importable
+        ]  # fmt: skip
+        for name in ("worker-1", "worker-2"):
+            cluster.append(
+                subprocess.Popen(
+                    [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--name", name,
+                     "--host", "127.0.0.1", "--dashboard-address", ":0"],
+                    cwd=s3_lakehouse.project, env=worker_env, **quiet,
+                )
+            )  # fmt: skip
+        return cluster
+
+    _daily_on_a_cluster(
+        s3_lakehouse,
+        {"type": "dask", "address": address},
+        start_cluster,
+        f"dask: 2 workers at {address}",
+        local_reference,
+    )
+
+
+@pytest.mark.slow
+def test_daily_on_a_ray_head_and_worker_started_with_ray_start_over_s3_equals_a_local_run(
+    s3_lakehouse, local_reference, tmp_path_factory
+):
+    port = _free_port()
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths
+    ray_env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def start_cluster(worker_env, scheduler_env):
+        # --block keeps each node in the foreground; SIGTERM drains and stops it
+        node = [str(BIN / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1",
+                "--num-cpus", "1", "--disable-usage-stats"]  # fmt: skip
+        log = tmp_path_factory.mktemp("ray-logs")
+        head = subprocess.Popen(
+            [*node, "--head", "--port", str(port), "--include-dashboard", "false",
+             "--temp-dir", temp_dir],
+            cwd=s3_lakehouse.project, env={**worker_env, **ray_env},
+            stdout=(log / "head.log").open("w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip  # the head runs tasks too: it gets what a worker gets
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        worker = subprocess.Popen(
+            [*node, "--address", f"127.0.0.1:{port}"],
+            cwd=s3_lakehouse.project, env={**worker_env, **ray_env},
+            stdout=(log / "worker.log").open("w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        while time.time() < deadline and "Ray runtime started" not in _text(log / "worker.log"):
+            time.sleep(0.5)  # both nodes up before the first run
+        return [head, worker]
+
+    try:
+        _daily_on_a_cluster(
+            s3_lakehouse,
+            {"type": "ray", "address": f"127.0.0.1:{port}"},
+            start_cluster,
+            f"ray: 2 nodes, 2 CPUs at 127.0.0.1:{port}",
+            local_reference,
+        )
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
