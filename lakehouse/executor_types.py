@@ -287,27 +287,50 @@ def _check_reachable(spec: ExecutorSpec, address: str) -> None:
         ) from None
 
 
+@contextlib.contextmanager
+def _environment(variables: dict[str, str]):
+    """``variables`` set in this process's environment for the block, then as they were."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _start_ray(spec: ExecutorSpec, modules: list[str]):
     address = spec.address or os.environ.get(ADDRESS_ENV["ray"]) or None
     options = {"include_dashboard": False, "log_to_driver": True}
+    local_env = {}
     if address is None:
         # A local instance on loopback only. Ray rewrites 127.0.0.1 to the machine's address
-        # unless cluster mode is off, and reads that switch once, when it is imported.
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file in $HOME
+        # unless cluster mode is off, and reads that switch once, when it is imported; the
+        # processes it starts read it from their environment. Set for the start only: a
+        # variable left in this process would reach every command it starts later.
+        local_env = {
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),  # no token file
+        }
         options.update(num_cpus=spec.num_cpus, _node_ip_address="127.0.0.1")
         options["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}}
-    ray = _require(spec, "ray")
-    if address is None:
-        ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # if imported before this run
-    else:
-        _check_reachable(spec, address)  # ray.init retries an unreachable address for minutes
-    try:
-        ray.init(address=address, **options)
-    except (ConnectionError, TimeoutError, RuntimeError) as error:
-        raise ExecutorError(
-            f"{spec.where}: cannot start or reach Ray at {address or 'a local instance'}: {error}"
-        ) from None
+    with _environment(local_env):
+        ray = _require(spec, "ray")
+        if address is None:
+            ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # imported before this run
+        else:
+            _check_reachable(spec, address)  # ray.init retries an unreachable one for minutes
+        try:
+            # "local": always a new instance of its own, never one `ray start` left here
+            ray.init(address=address or "local", **options)
+        except (ConnectionError, TimeoutError, RuntimeError) as error:
+            raise ExecutorError(
+                f"{spec.where}: cannot start or reach Ray at {address or 'a local instance'}: "
+                f"{error}"
+            ) from None
     problem = ray.get(ray.remote(_importable).remote(list(sys.path), modules))
     if problem:
         ray.shutdown()
