@@ -36,6 +36,10 @@ class WriteResult:
     version: int | None
     rows_read: int | None = None  # rows read from upstream for this write, where known
     bytes: int | None = None  # Arrow bytes moved (plugins), where known
+    files: int | None = None  # landing files this write took (bronze)
+    by_rule: dict[str, int] | None = None  # quarantined rows per rule (quarantine writes)
+    inputs: tuple[str, ...] = ()  # URIs of what was read for this write (lineage)
+    target: str | None = None  # URI of where the rows went when not the table at ``uri``
 
     def __str__(self) -> str:
         return f"{self.table}: {self.operation} {self.rows} rows -> version {self.version}"
@@ -57,6 +61,7 @@ def ensure_table(
     table = open_table(location)
     if table is not None:
         return table
+    lease.check_held()  # creating a table is a commit too
     try:
         return DeltaTable.create(
             location.uri,

@@ -143,7 +143,8 @@ def _execute_sync(self, context_builder, run_config, adapter_set, modules):
         run.executor = str(spec)
     if has_parallel_tasks(modules):
         executor, stop = start(spec, [m.__name__ for m in modules])
-        logger.info(f"{name}: tasks run on {spec}")
+        level = "INFO" if spec.type in ("dask", "ray") else "DEBUG"  # a cluster is news
+        logger.log(level, f"{name}: tasks run on {spec}")
     else:  # nothing to distribute here; pipelines it runs get the command line's executor
         executor, stop = executors.SynchronousLocalTaskExecutor(), None
         if from_command_line:

@@ -12,7 +12,7 @@ arithmetic would lose cents), and replaces just those.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import duckdb
@@ -280,8 +280,14 @@ def write(plan: MartPlan, parts: list[MartPart], run_id: str) -> delta.WriteResu
         result = replace_partitions(target, data, mart.partition, list(plan.touched), properties)
     else:
         result = upsert(target, data, list(mart.keys), properties)
-    logger.info(f"gold: {result} ({len(plan.touched)} {plan.column} recomputed, {plan.mode})")
-    return result
+    logger.debug(f"gold: {result} ({len(plan.touched)} {plan.column} recomputed, {plan.mode})")
+    return replace(result, inputs=silver_uris(plan))
+
+
+def silver_uris(plan: MartPlan) -> tuple[str, ...]:
+    """The silver tables a mart is computed from (its lineage inputs)."""
+    lake = Location.from_uri(plan.target.uri.rsplit("/", 2)[0])
+    return tuple(lake.child("silver", entity).uri for entity in sorted(plan.silver_versions))
 
 
 def overwrite(

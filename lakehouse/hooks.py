@@ -59,6 +59,8 @@ class Run:
     error_message: str | None = None
     outputs: dict | None = None
     state: dict = field(default_factory=dict)  # hooks keep their own things here
+    children: list[Run] = field(default_factory=list)  # runs it started (daily's layers)
+    parent: Run | None = field(default=None, repr=False)
     _clock: float = field(default_factory=time.perf_counter)
 
     @property
@@ -123,9 +125,14 @@ def load(project_dir: Path) -> list[tuple[ModuleType, dict]]:
         return []
     config = interpolate_env_in_data(yaml.safe_load(path.read_text()) or {})
     names = config.get("hooks") or []
-    unknown = sorted(set(config) - {"hooks", *names})
+    # a hook taken out of the list may keep its settings; a block that names no hook is a typo
+    unknown = sorted(
+        key
+        for key in set(config) - {"hooks", *names}
+        if not (project_dir / "hooks" / f"{key}.py").exists()
+    )
     if unknown:
-        raise ConfigError(f"{CONF_FILE}: {', '.join(unknown)} is not a hook listed under hooks:")
+        raise ConfigError(f"{CONF_FILE}: {', '.join(unknown)} names no hook in hooks/")
     loaded = []
     for name in names:
         source = project_dir / "hooks" / f"{name}.py"
@@ -159,19 +166,22 @@ def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
     """``run()`` (the pipeline) inside its hooks; the run's outputs."""
     from lakehouse.runs import new_run_id
 
-    outermost = _current.get() is None
-    record = Run(pipeline, "", project_dir, dict(inputs or {}))
+    parent = _current.get()
+    outermost = parent is None
+    record = Run(pipeline, "", project_dir, dict(inputs or {}), parent=parent)
     record.run_id = new_run_id(pipeline)
+    if parent is not None:
+        parent.children.append(record)
     token = _current.set(record)
     entered: list[tuple[ModuleType, dict]] = []
     try:
         for module, settings in load(project_dir):
             module.before(record, settings)
             entered.append((module, settings))
-        logger.info(f"{pipeline}: run {record.run_id} started")
+        logger.debug(f"{pipeline}: run {record.run_id} started")
         outputs = run()
         record.finish("succeeded", outputs=outputs)
-        logger.info(f"{pipeline}: run {record.run_id} succeeded in {record.seconds:.1f} s")
+        logger.debug(f"{pipeline}: run {record.run_id} succeeded in {record.seconds:.1f} s")
         return outputs
     except RunRefused as refused:
         record.finish("refused", error=refused)
@@ -191,10 +201,21 @@ def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
             except Exception as error:  # a hook never hides the run's own outcome
                 logger.error(f"{pipeline}: hook {module.__name__} failed after the run: {error}")
         _current.reset(token)
+        if outermost and record.status in ("succeeded", "failed"):
+            _print_summary(record)
         if outermost and record.status in ("failed", "refused") and exit_status.active():
             # the cause is reported above, once: the command leaves without FlowerPower's
             # own reports of it and without a traceback (shown at --log-level debug)
             sys.exit(getattr(record, "exit_code", None) or 1)
+
+
+def _print_summary(record: Run) -> None:
+    from lakehouse import summary
+
+    try:
+        print(summary.render(record), flush=True)
+    except Exception as error:  # a summary never hides the run's own outcome
+        logger.warning(f"{record.pipeline}: no summary: {type(error).__name__}: {error}")
 
 
 def _report(record: Run, cause: BaseException) -> None:

@@ -341,7 +341,15 @@ def commit_staged(
     table.update_incremental()
     landed = sum(s.file.size for s in fresh)
     return delta.WriteResult(
-        table_location.name, table_location.uri, "append", rows, table.version(), rows, landed
+        table_location.name,
+        table_location.uri,
+        "append",
+        rows,
+        table.version(),
+        rows,
+        landed,
+        files=len(fresh),
+        inputs=tuple(sorted({s.file.uri.rsplit("/", 1)[0] for s in fresh})),
     )
 
 

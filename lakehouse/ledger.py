@@ -19,7 +19,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from loguru import logger
 
-from lakehouse import delta
+from lakehouse import delta, summary
 from lakehouse.hooks import Run
 from lakehouse.storage import Location, check_conditional_put
 
@@ -72,6 +72,8 @@ def _table_writes(run: Run) -> list[dict]:
                 "rows_read": result.rows_read,
                 "bytes": result.bytes,
                 "version": result.version,
+                "files": result.files,
+                "by_rule": result.by_rule,
                 "watermark_before": before,
                 "watermark_after": after,
             }
@@ -80,8 +82,7 @@ def _table_writes(run: Run) -> list[dict]:
 
 
 def _row(run: Run, writes: list[dict]) -> pa.Table:
-    written = [w for w in writes if not w["table"].startswith("_quarantine/")]
-    quarantined = [w for w in writes if w["table"].startswith("_quarantine/")]
+    total = summary.moved(run.results())  # counted as the run's summary counts them
     row = {
         "pipeline": run.pipeline,
         "run_id": run.run_id,
@@ -89,9 +90,9 @@ def _row(run: Run, writes: list[dict]) -> pa.Table:
         "started_at": run.started_at,
         "ended_at": run.ended_at,
         "seconds": run.seconds,
-        "rows_read": sum(w["rows_read"] or 0 for w in writes),
-        "rows_written": sum(w["rows"] for w in written),
-        "rows_quarantined": sum(w["rows"] for w in quarantined),
+        "rows_read": total.rows_in,
+        "rows_written": total.written,
+        "rows_quarantined": total.quarantined,  # rows; bad files are in "tables"
         "tables": json.dumps(writes, sort_keys=True, default=str),
         "executor": run.executor,
         "host": run.host,
@@ -149,7 +150,7 @@ def record_end(ledger: Location, run: Run) -> None:
             .execute()
         )
     )
-    logger.info(f"{run.pipeline}: run {run.run_id} recorded in {ledger.name} ({run.status})")
+    logger.debug(f"{run.pipeline}: run {run.run_id} recorded in {ledger.name} ({run.status})")
 
 
 def read(ledger: Location) -> pa.Table:

@@ -147,14 +147,22 @@ def publish(mart: Mart, sink: Sink, whole: bool = False) -> delta.WriteResult:
     change = plan(mart, sink, whole)
     name = f"{sink.name}/{mart.name}"
     if change is None:
-        logger.info(f"publish: {name} already holds gold version {mart.table.version()}")
+        logger.debug(f"publish: {name} already holds gold version {mart.table.version()}")
         return delta.WriteResult(name, mart.location.uri, "none", 0, mart.table.version())
     scope = "whole mart" if change.whole else f"{len(change.values)} {change.column} value(s)"
     moved = sink.write(change)
-    logger.info(
+    logger.debug(
         f"publish: {name} <- gold version {change.version}, {scope}: "
         f"{moved.rows:,} rows, {moved.bytes:,} bytes ({sink.describe()})"
     )
     return delta.WriteResult(
-        name, mart.location.uri, "publish", moved.rows, change.version, moved.rows, moved.bytes
+        name,
+        mart.location.uri,
+        "publish",
+        moved.rows,
+        change.version,
+        moved.rows,
+        moved.bytes,
+        inputs=(mart.location.uri,),
+        target=sink.target(mart.name),
     )

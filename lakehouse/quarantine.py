@@ -155,4 +155,7 @@ def append(quarantine: Location, rows: pl.DataFrame, properties) -> delta.WriteR
     """Quarantined rows appended in one commit with the batch's watermark."""
     data = rows.to_arrow()
     version = delta.append(quarantine, data, properties)
-    return delta.WriteResult(quarantine.name, quarantine.uri, "append", data.num_rows, version)
+    by_rule = dict(rows.group_by("rule").len().sort("rule").iter_rows())
+    return delta.WriteResult(
+        quarantine.name, quarantine.uri, "append", data.num_rows, version, by_rule=by_rule
+    )

@@ -280,10 +280,14 @@ def refresh(
         batch = plan_column_batch(bronze, target, quarantined, app_id, watermark)
         results = process(batch) if batch is not None else []
     else:
+        done = 0
         while batch := plan_batch(bronze, target, quarantined, app_id, max_rows_per_batch):
             results += process(batch)
+            done += 1
+            if done > 1:  # a backfill's progress; one batch is the summary's news
+                logger.info(f"silver/{entity.name}: {done} batches done ({batch})")
     if not results:
-        logger.info(f"silver/{entity.name}: up to date")
+        logger.debug(f"silver/{entity.name}: up to date")
     return results
 
 
@@ -344,8 +348,9 @@ def _process(entity, batch, bronze, target, quarantined, app_id, run_id, parent_
         if isinstance(batch, ColumnBatch):  # windows overlap by the lookback
             rows = quarantine.not_yet_quarantined(quarantined, rows)
         results.append(quarantine.append(quarantined, rows, properties))
-    results.append(replace(merge(target, entity, valid, properties), rows_read=raw.height))
-    logger.info(
+    merged = merge(target, entity, valid, properties)
+    results.append(replace(merged, rows_read=raw.height, inputs=(bronze.uri,)))
+    logger.debug(
         f"silver/{entity.name}: {batch}: {raw.height} rows read, {valid.height} valid, "
         f"{rejected.height} rejected"
     )

@@ -96,7 +96,7 @@ def new_landing_files(
         closed = any(e.schema_evolution == "fail" for e in entities)
         files += ingest.list_new_files(landing, lake, name, source, required, closed)
     files = ingest.settled(files, settle_seconds) if settle_seconds else files
-    logger.info(f"bronze: {len(files)} new landing files")
+    logger.debug(f"bronze: {len(files)} new landing files")
     return files
 
 
@@ -167,7 +167,7 @@ def pulled_tables(
             logger.info(f"PLAN bronze/{source.name}: read {source.describe()} from its watermark")
             continue
         result = pull.ingest(source, lake, run_id, ingested_at, max_rows_per_commit)
-        logger.info(f"bronze: {result} ({result.rows_read:,} rows read)")
+        logger.debug(f"bronze: {result} ({result.rows_read:,} rows read)")
         results.append(result)
     return results
 
@@ -208,6 +208,6 @@ def bronze_tables(
     for group in ingest.commit_groups(staged, max_rows_per_commit):
         source = group[0].file.source
         result = ingest.commit_staged(group[0].file.table, source, group, run_id)
-        logger.info(f"bronze: {result} ({len(group)} files)")
+        logger.debug(f"bronze: {result} ({len(group)} files)")
         results.append(result)
     return results

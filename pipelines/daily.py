@@ -55,7 +55,7 @@ def layer_outputs(
     for layer in layers:
         if rebuild and layer not in REBUILDING_LAYERS:
             continue
-        logger.info(f"daily: running {layer}")
+        logger.debug(f"daily: running {layer}")
         with executors.override(layer_executor) if layer_executor else contextlib.nullcontext():
             # the manager, not project.run: that one logs a failure again before re-raising it
             run_config = RunConfig(inputs=layer_inputs) if layer_inputs else RunConfig()

@@ -72,7 +72,7 @@ def mart_task(
 ) -> Parallelizable[gold.PartTask]:
     """One executor task per group of touched partitions (or keys) of a mart."""
     parts = gold.tasks(mart_plans, lake, partitions_per_task, keys_per_task)
-    logger.info(f"gold: {len(parts)} tasks")
+    logger.debug(f"gold: {len(parts)} tasks")
     yield from parts
 
 

@@ -63,9 +63,9 @@ class Lakehouse:
             "MARTS_DUCKDB": str(self.root / "marts.duckdb"),
         }
 
-    def cli(self, *arguments: str) -> subprocess.CompletedProcess:
+    def cli(self, *arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
         """``flowerpower pipeline run ...`` in a fresh process, the way cron runs it."""
-        env = {**os.environ, **self.env(), "FP_LOG_LEVEL": "INFO"}
+        env = {**os.environ, **self.env(), "FP_LOG_LEVEL": "INFO", **(env or {})}
         command = [str(Path(sys.executable).parent / "flowerpower"), "pipeline", "run", *arguments]
         return subprocess.run(
             command, cwd=self.project, env=env, capture_output=True, text=True, timeout=300

@@ -155,6 +155,21 @@ def test_a_hook_setting_is_checked(lakehouse):
     assert "conf/hooks.yml lock: unknown setting 'dri'; did you mean 'dir'?" in done.stderr
 
 
+def test_a_hook_taken_out_of_the_list_keeps_its_settings_but_a_stray_block_is_refused(lakehouse):
+    path = lakehouse.project / "conf" / "hooks.yml"
+    config = yaml.safe_load(path.read_text())
+    config["hooks"] = [name for name in config["hooks"] if name != "lineage"]
+    path.write_text(yaml.safe_dump(config))
+    done = lakehouse.cli("status")  # exit 3: every table is missing, but it ran
+    assert done.returncode == 3, done.stderr  # the lineage block stays, unused
+
+    config["lineag"] = {"transport": "console"}
+    path.write_text(yaml.safe_dump(config))
+    done = lakehouse.cli("status")
+    assert done.returncode == 2, done.stderr
+    assert "conf/hooks.yml: lineag names no hook in hooks/" in done.stderr
+
+
 def test_a_config_error_is_one_line_and_exit_2_on_the_command_line(lakehouse):
     lakehouse.configure("silver", max_rows_per_bach=10)
     done = lakehouse.cli("silver")

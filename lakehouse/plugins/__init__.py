@@ -135,6 +135,10 @@ class Sink(Plugin):
     def describe(self) -> str:
         return f"{self.name} ({self.format})"
 
+    def target(self, table: str) -> str:
+        """A URI naming where ``table`` is published (for lineage; never a credential)."""
+        return f"{self.format}://{self.name}/{table}"
+
 
 SOURCES: dict[str, type[Source]] = {}
 SINKS: dict[str, type[Sink]] = {}

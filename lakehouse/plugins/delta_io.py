@@ -64,6 +64,9 @@ class DeltaSink(Sink):
     def location(self, table: str) -> Location:
         return Location.from_uri(self.spec["uri"]).child(table)
 
+    def target(self, table: str) -> str:
+        return self.location(table).uri
+
     def published_version(self, table: str) -> int | None:
         found = delta.open_table(self.location(table))
         return None if found is None else found.transaction_version(f"publish:{table}")

@@ -56,6 +56,9 @@ class DuckDBSink(Sink):
     keys = ("path",)
     required = ("path",)
 
+    def target(self, table: str) -> str:
+        return f"duckdb://{_path(self, must_exist=False)}/main.{table}"
+
     def published_version(self, table: str) -> int | None:
         path = _path(self, must_exist=False)
         if not os.path.exists(path):

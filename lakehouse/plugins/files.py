@@ -194,6 +194,9 @@ class ParquetSink(Sink):
     def folder(self, table: str) -> Location:
         return Location.from_uri(self.spec["uri"]).child(table)
 
+    def target(self, table: str) -> str:
+        return self.folder(table).uri
+
     def published_version(self, table: str) -> int | None:
         state = self.folder(table).child("_published.json")
         if not state.exists():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 
@@ -83,6 +84,12 @@ class PostgresSink(Sink):
         if not sql.IDENTIFIER.fullmatch(name) or "." in name:
             raise PluginError(f"{self.where}.schema: {name!r} is not a schema name")
         return name
+
+    def target(self, table: str) -> str:
+        """``postgres://host:port/database.schema.table``: no user, no password."""
+        url = urlsplit(self.env("url_env"))
+        database = url.path.lstrip("/") or "postgres"
+        return f"postgres://{url.hostname}:{url.port or 5432}/{database}.{self.schema}.{table}"
 
     def published_version(self, table: str) -> int | None:
         with connect(self) as con:
