@@ -29,15 +29,17 @@ run: install  ## land the next days of demo data and carry them to gold (data/)
 	$(BIN)/flowerpower pipeline run daily
 
 # Debian packages the tests use: systemd-analyze (unit files), cron (a real cron daemon),
-# graphviz (DAG pictures). Installed with apt-get when missing (as root), else named.
-SYSTEM_TOOLS := systemd-analyze cron dot
+# graphviz (DAG pictures), PostgreSQL, chromium (renders the HTML report headless).
+# Installed with apt-get when missing (as root), else named.
+SYSTEM_TOOLS := systemd-analyze cron dot chromium
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing pg_ctl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd cron graphviz postgresql; \
-	  else echo "missing:$$missing; install Debian packages systemd cron graphviz postgresql (as root)"; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd cron graphviz postgresql \
+	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "missing:$$missing; install Debian packages systemd cron graphviz postgresql chromium (as root)"; exit 1; fi; \
 	fi
 
 test: install-dev system-deps  ## the default test suite (under 10 minutes)
