@@ -283,3 +283,44 @@ def test_directories_named_like_files_symlink_loops_and_duplicates(meters):
     assert silver_meters(meters) == {"M001", "M002", "M003"}
     rules = quarantined(meters).select("rule", "source_file").rows()
     assert rules == [("duplicate", "readings/good.csv")]
+
+
+COUNTERS = """\
+description: Door counters (a test dataset; integers of several widths).
+sources:
+  counts: {format: csv}
+entities:
+  counts:
+    grain: One count per door and hour.
+    key: [door, hour]
+    columns:
+      door: {type: int16}
+      hour: {type: int8, rules: {ge: 0, le: 23}}
+      visitors: {type: int64}
+      sensors: {type: int32}
+"""
+
+
+def test_an_integer_beyond_its_type_is_one_quarantined_row(lakehouse):
+    lakehouse.switch_demo(False)
+    (lakehouse.project / "conf" / "datasets" / "counters.yml").write_text(COUNTERS)
+    too_big = {  # row -> the column its reason names
+        "40000,1,5,1": "door",  # int16 ends at 32767
+        "2,1,99999999999999999999,1": "visitors",  # past int64
+        "3,1,5,3000000000": "sensors",  # int32 ends at 2147483647
+        "4,300,5,1": "hour",  # int8 ends at 127
+    }
+    good = [f"{door},{hour},{door * hour},2" for door in range(10, 15) for hour in range(24)]
+    path = lakehouse.landing / "counts" / "day1.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("door,hour,visitors,sensors\n" + "\n".join(good + list(too_big)) + "\n")
+    lakehouse.run("bronze")
+    lakehouse.run("silver")
+    silver = lakehouse.table("silver/counts")
+    assert silver.height == len(good)
+    assert silver.schema["door"] == pl.Int16 and silver.schema["sensors"] == pl.Int32
+    rejects = lakehouse.table("_quarantine/counts")
+    assert sorted(rejects["rule"]) == ["unparseable_value"] * len(too_big)
+    for row, column in too_big.items():
+        reason = rejects.filter(pl.col("row").str.contains(f'"{row.split(",")[0]}"'))
+        assert reason["reason"].item().startswith(f"{column}="), reason["reason"].item()
