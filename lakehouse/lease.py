@@ -172,6 +172,9 @@ class Lease:
         another run took the lease over: ``lost``."""
         if self.lost:
             return
+        if self._expired():  # a lapsed lease stays lost, even if nobody took it over meanwhile
+            logger.error(f"{self.pipeline}: lease lost ({self.lost}); no further commit")
+            return
         expires_at = now() + self.seconds
         etag = self._write(self._holder(expires_at, self.generation), IfMatch=self.etag)
         if etag is None:
@@ -189,11 +192,15 @@ class Lease:
             if self.lost:
                 return
 
-    def check(self) -> None:
-        """Raise ``LeaseLost`` unless the lease still holds (called before every commit)."""
+    def _expired(self) -> bool:
+        """Past its expiry by the local clock (then ``lost``, for good)."""
         if self.lost is None and now() >= self.expires_at:
             self.lost = f"not renewed before it expired at {_stamp(self.expires_at)}"
-        if self.lost:
+        return self.lost is not None
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` unless the lease still holds (called before every commit)."""
+        if self._expired():
             raise LeaseLost(
                 f"{self.pipeline}: run {self.run_id} lost its lease ({self.lost}): it stops "
                 f"before its next commit; lease {self.object.uri}"

@@ -13,14 +13,16 @@ import time
 import uuid
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pytest
 import s3fs
+from deltalake import DeltaTable
 from tcp_proxy import TcpProxy
 from test_operations import _with_hook
 from test_s3 import LAYERS, SECRET, MotoServer, S3Lakehouse, local_reference  # noqa: F401
 
-from lakehouse import delta, lease, lock
+from lakehouse import delta, lease, lock, storage
 from lakehouse.storage import Location
 
 
@@ -151,10 +153,15 @@ def two_hosts(tmp_path, tpch_cache, moto, monkeypatch):
     return first, second
 
 
-def _popen(house, *arguments: str, lease_seconds: int = 60) -> subprocess.Popen:
+def _popen(
+    house, *arguments: str, lease_seconds: int = 60, env: dict | None = None
+) -> subprocess.Popen:
     """A run in its own process; its lease holds ``lease_seconds`` (renewals under a loaded
     machine's scheduling stay well inside a minute)."""
-    env = {**os.environ, **house.env(), "FP_LOG_LEVEL": "INFO", "LEASE_SECONDS": str(lease_seconds)}
+    env = {
+        **os.environ, **house.env(), "FP_LOG_LEVEL": "INFO",
+        "LEASE_SECONDS": str(lease_seconds), **(env or {}),
+    }  # fmt: skip
     command = [str(Path(sys.executable).parent / "flowerpower"), "pipeline", "run", *arguments]
     return subprocess.Popen(
         command, cwd=house.project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -162,9 +169,21 @@ def _popen(house, *arguments: str, lease_seconds: int = 60) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _bronze(house) -> list:
-    frame = house.table("bronze/orders").drop("_ingested_at", "_run_id")
+def _bronze(house, lake_uri: str | None = None) -> list:
+    """bronze/orders of the shared lake (or of the lake at ``lake_uri``), sorted."""
+    uri = f"{lake_uri or house.lake_uri}/bronze/orders"
+    table = DeltaTable(uri, storage_options=storage.delta_storage_options(uri))
+    frame = pl.from_arrow(table.to_pyarrow_table()).drop("_ingested_at", "_run_id")
     return frame.sort(frame.columns, nulls_last=True).rows()
+
+
+def _uninterrupted_bronze(house) -> list:
+    """bronze/orders of one uninterrupted run over the same landing, into a lake of its own."""
+    lake_uri = f"s3://{house.bucket}/uninterrupted-{uuid.uuid4().hex[:8]}"
+    _with_hook(house, ["lock", "ledger", "alert"])
+    run = _popen(house, "bronze", env={"LAKE_ROOT": lake_uri})
+    assert run.wait(timeout=300) == 0, run.stderr.read()
+    return _bronze(house, lake_uri)
 
 
 def _wait_for_lease(house, pipeline: str, run: subprocess.Popen) -> dict:
@@ -181,6 +200,14 @@ def _wait_for_lease(house, pipeline: str, run: subprocess.Popen) -> dict:
     raise AssertionError("the lease was never taken")
 
 
+def _has_run(house, pipeline: str) -> bool:
+    """Whether the shared ledger holds a row of ``pipeline``."""
+    try:
+        return house.table("_runs").filter(pl.col("pipeline") == pipeline).height > 0
+    except Exception:  # no ledger yet  # noqa: BLE001
+        return False
+
+
 @pytest.mark.slow
 def test_ten_launches_from_two_hosts_at_once_exactly_one_works(two_hosts):
     first, second = two_hosts
@@ -189,11 +216,12 @@ def test_ten_launches_from_two_hosts_at_once_exactly_one_works(two_hosts):
     runs = [_popen(house, "bronze") for house in (first, second) * 5]
     outcomes = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
     codes = sorted(code for code, _ in outcomes)
-    assert codes == [0] + [lock.EXIT_LOCKED] * 9, [err[-1500:] for _, err in outcomes]
+    worked = [err for code, err in outcomes if code != lock.EXIT_LOCKED]
+    assert codes == [0] + [lock.EXIT_LOCKED] * 9, [err[-3000:] for err in worked]
     refused = [err for code, err in outcomes if code == lock.EXIT_LOCKED]
     assert all("bronze is already running (pid " in err and "lease until" in err for err in refused)
     rows = _bronze(first)
-    _with_hook(second, ["lock", "ledger", "alert"])
+    assert rows == _uninterrupted_bronze(second)  # the tables of one run
     again = _popen(second, "bronze")
     assert again.wait(timeout=300) == 0, again.stderr.read()
     assert _bronze(first) == rows  # nothing ingested twice
@@ -216,7 +244,7 @@ def test_a_killed_holder_is_taken_over_after_the_lease_and_a_paused_one_commits_
     assert taker.wait(timeout=300) == 0
     assert "took over the lease of run" in taker.stderr.read()
     rows = _bronze(second)
-    assert rows  # as one uninterrupted run: every landed order once
+    assert rows == _uninterrupted_bronze(second)  # every landed order once
 
     # a holder paused past its lease while another run takes over writes nothing on waking
     landing = first.landing + "/orders/late_orders.csv"
@@ -244,3 +272,35 @@ def test_a_killed_holder_is_taken_over_after_the_lease_and_a_paused_one_commits_
     assert code in (0, 1)
     assert _bronze(second) == after_takeover
     assert len(after_takeover) == len(rows) + 1  # the late order, once
+
+
+@pytest.mark.slow
+def test_a_run_cut_off_from_the_store_past_its_lease_stops_and_the_rerun_completes(two_hosts, moto):
+    first, second = two_hosts
+    proxy = TcpProxy(moto.port).start()
+    _with_hook(first, ["lock", "ledger", "hold", "alert"], seconds=20)
+    cut = _popen(first, "bronze", lease_seconds=3, env={"AWS_ENDPOINT_URL": proxy.url})
+    _wait_for_lease(first, "bronze", cut)
+    deadline = time.time() + 60  # its ledger row written: it is in the hold, before any commit
+    while not _has_run(first, "bronze") and time.time() < deadline:
+        time.sleep(0.2)
+    proxy.stop()  # the network to the store goes: renewals fail, the lease runs out
+    cut_at = time.time()
+    time.sleep(3 + 2)  # past the 3 s lease, renewed at most just before the cut
+    proxy.start()  # back before the run's first commit: it must still stop
+    code = cut.wait(timeout=300)
+    err = cut.stderr.read()
+    proxy.stop()
+    assert code == 1, err[-3000:]
+    assert "lost its lease (not renewed before it expired" in err, err[-3000:]
+    log = f"{first.bucket}/lake/bronze/orders/_delta_log"  # staged files, but no commit
+    assert not s3fs.S3FileSystem().exists(log)
+    assert SECRET not in err
+
+    time.sleep(max(0.0, cut_at + 3 + lease.SKEW_SECONDS + 0.5 - time.time()))
+    rerun = _popen(second, "bronze")
+    assert rerun.wait(timeout=300) == 0, rerun.stderr.read()
+    assert "took over the lease of run" in rerun.stderr.read()
+    assert _bronze(second) == _uninterrupted_bronze(second)
+    statuses = second.table("_runs").filter(pl.col("pipeline") == "bronze")["status"]
+    assert sorted(statuses.to_list()) in (["failed", "succeeded"], ["abandoned", "succeeded"])

@@ -288,7 +288,11 @@ def _daily_on_a_cluster(house, executor: dict, start_cluster, expected_log: str,
         scheduler_env={**os.environ, **project_path},  # no storage credentials
     )
     try:
-        env = {**os.environ, **house.env(), "FP_LOG_LEVEL": "INFO"}
+        events = house.root / "lineage.jsonl"
+        env = {
+            **os.environ, **house.env(), "FP_LOG_LEVEL": "INFO",
+            "LINEAGE_TRANSPORT": "file", "LINEAGE_FILE": str(events),
+        }  # fmt: skip
         flowerpower = [str(BIN / "flowerpower"), "pipeline", "run"]
         landing = subprocess.run(
             [*flowerpower, "landing"], cwd=house.project, env=env, capture_output=True, text=True
@@ -305,6 +309,12 @@ def _daily_on_a_cluster(house, executor: dict, start_cluster, expected_log: str,
         assert expected_log in outputs[0], outputs[0][-3000:]
         assert _rows(house) == reference
         assert not any(SECRET in text for text in outputs)
+        ledger = house.table("_runs")
+        assert ledger.height == 1 + 2 * 4 and set(ledger["status"]) == {"succeeded"}
+        assert SECRET not in ledger.write_csv()  # no secret in any ledger row
+        lineage = events.read_text()
+        assert lineage.count('"eventType": "COMPLETE"') == ledger.height
+        assert SECRET not in lineage  # nor in any lineage event
     finally:
         for process in reversed(cluster):
             process.terminate()
@@ -384,8 +394,7 @@ def test_daily_on_a_ray_head_and_worker_started_with_ray_start_over_s3_equals_a_
             cwd=s3_lakehouse.project, env={**worker_env, **ray_env},
             stdout=(log / "worker.log").open("w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
-        while time.time() < deadline and "Ray runtime started" not in _text(log / "worker.log"):
-            time.sleep(0.5)  # both nodes up before the first run
+        _wait_for_ray_nodes(f"127.0.0.1:{port}", 2, {**worker_env, **ray_env})
         return [head, worker]
 
     try:
@@ -400,5 +409,20 @@ def test_daily_on_a_ray_head_and_worker_started_with_ray_start_over_s3_equals_a_
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _text(path: Path) -> str:
-    return path.read_text() if path.exists() else ""
+def _wait_for_ray_nodes(address: str, nodes: int, env: dict, timeout: float = 240) -> None:
+    """Until the cluster at ``address`` has ``nodes`` live nodes (a node's ``ray start``
+    returns before the head has registered it)."""
+    probe = (
+        "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+        "sys.exit(0 if sum(n['Alive'] for n in ray.nodes()) >= int(sys.argv[2]) else 1)"
+    )
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, address, str(nodes)],
+            env=env, capture_output=True, timeout=120,
+        )  # fmt: skip
+        if done.returncode == 0:
+            return
+        time.sleep(1)
+    raise AssertionError(f"the Ray cluster at {address} has not {nodes} nodes after {timeout} s")
