@@ -1,10 +1,5 @@
-"""Bronze ingestion edges: list new landing files, stage each as Parquet, commit them at once.
-
-The file watermark lives in the bronze table's own log: each ingested file is an app
-transaction ``file:<source>/<name>`` whose version is a fingerprint of the file's size and
-modification time (or etag). A file is new when its fingerprint differs from the one
-recorded, so a late file with an old name and a file rewritten in place are both picked up,
-and a run costs one folder listing plus one read of the table's transactions.
+"""Bronze ingestion edges: stage each new landing file as Parquet, commit them at once, record
+the files that cannot be read (which files are new: ``lakehouse.landing_files``).
 
 Staging writes each file's rows as a Parquet file inside the table folder (in parallel, one
 Hamilton task per file); one Delta commit per table then adds all of them together with the
@@ -14,7 +9,6 @@ unreferenced Parquet files behind (removed by ``vacuum``), never half a batch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -28,11 +22,9 @@ from deltalake.transaction import AddAction, Transaction
 from loguru import logger
 
 from lakehouse import delta
+from lakehouse.landing_files import LandingFile, bad_files_location
 from lakehouse.plugins.files import (
     BadFileError,
-    FileSource,
-    compression_of,
-    decompress,
     read_file,
 )
 from lakehouse.storage import Location
@@ -57,33 +49,6 @@ LINEAGE = {
 
 
 @dataclass(frozen=True)
-class LandingFile:
-    """One landing file not yet ingested, and where its rows go."""
-
-    source: str
-    uri: str
-    name: str
-    format: str
-    size: int
-    fingerprint: int
-    table: Location
-    compression: str = "infer"
-    required: tuple[str, ...] = ()  # columns the entities reading this source declare
-    closed: bool = False  # an entity's schema_evolution is fail: no other columns allowed
-    modified: float | None = None  # seconds since the epoch, as the store reports it
-
-    @property
-    def app_id(self) -> str:
-        return f"file:{self.source}/{self.name}"
-
-    @property
-    def relative(self) -> str:
-        """``<source>/<name>``: the file's name wherever the landing zone or project sits
-        (bronze's ``_source_file``, quarantine's ``source_file`` and ``row_key``)."""
-        return f"{self.source}/{self.name}"
-
-
-@dataclass(frozen=True)
 class BadFile:
     """A landing file left in place, not ingested, and why."""
 
@@ -104,113 +69,6 @@ class StagedFile:
     size: int
     rows: int
     schema: pa.Schema
-
-
-def fingerprint(info: dict) -> int:
-    """A 62-bit number that changes when the file's size or version (etag, mtime) changes."""
-    version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
-    digest = hashlib.sha256(f"{info['size']}:{version}".encode()).hexdigest()
-    return int(digest[:15], 16)
-
-
-def modified_at(info: dict) -> float | None:
-    """A listing entry's modification time in seconds since the epoch (local disks give
-    ``mtime``, object stores ``LastModified``)."""
-    moment = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
-    if isinstance(moment, datetime):
-        return moment.timestamp()
-    return float(moment) if isinstance(moment, int | float) else None
-
-
-def settled(files: list[LandingFile], settle_seconds: float) -> list[LandingFile]:
-    """The files that have not changed for ``settle_seconds``: a file changed more recently
-    is watched until it is that old, and left for the next run if its size or modification
-    time moved meanwhile (a writer still at work)."""
-    now = time.time()
-    young = [f for f in files if f.modified is not None and now - f.modified < settle_seconds]
-    if not young:
-        return files
-    wait = max(settle_seconds - (now - f.modified) for f in young)
-    logger.info(
-        f"bronze: {len(young)} landing file(s) changed in the last {settle_seconds:g} s: "
-        f"waiting {wait:.1f} s to see that they are complete"
-    )
-    time.sleep(wait)
-    moving = set()
-    for file in young:
-        fs = Location(file.uri).fs
-        fs.invalidate_cache()
-        info = fs.info(file.uri) if fs.exists(file.uri) else None
-        if info is None or fingerprint(info) != file.fingerprint:
-            moving.add(file.uri)
-            logger.warning(
-                f"bronze: {file.uri} changed within {settle_seconds:g} s (still being written?): "
-                "left for the next run"
-            )
-    return [f for f in files if f.uri not in moving]
-
-
-def list_new_files(
-    landing: Location,
-    lake: Location,
-    source: str,
-    plugin: FileSource,
-    required: tuple[str, ...] = (),
-    closed: bool = False,
-) -> list[LandingFile]:
-    """The source's files (``landing/<source>/`` or the plugin's ``uri``) whose fingerprint
-    the bronze table has not recorded (as ingested) nor the bad-file table (as unreadable:
-    such a file is retried only once it changes)."""
-    table_location = lake.child("bronze", source)
-    listed = plugin.list_files(landing.child(source))
-    if not listed:
-        return []
-    ingested = delta.app_transactions(table_location)
-    bad = delta.app_transactions(bad_files_location(lake))
-    files = []
-    for uri, name, info in listed:
-        candidate = LandingFile(
-            source,
-            uri,
-            name,
-            plugin.format,
-            info["size"],
-            fingerprint(info),
-            table_location,
-            plugin.compression,
-            required,
-            closed,
-            modified_at(info),
-        )
-        if candidate.fingerprint in (ingested.get(candidate.app_id), bad.get(candidate.app_id)):
-            continue
-        files.append(candidate)
-    return files
-
-
-def by_source(files: list[LandingFile]) -> dict[str, list[LandingFile]]:
-    grouped: dict[str, list[LandingFile]] = {}
-    for file in files:
-        grouped.setdefault(file.source, []).append(file)
-    return grouped
-
-
-def estimate_rows(file: LandingFile) -> int:
-    """Rows in a landing file without typing it: Parquet's footer, else lines (less the CSV
-    header); 0 for a file that cannot be read."""
-    fs = Location(file.uri).fs
-    with fs.open(file.uri, "rb") as handle:
-        if file.format == "parquet":
-            return pq.ParquetFile(handle).metadata.num_rows
-        try:
-            data = decompress(handle.read(), compression_of(file.uri, file.compression))
-        except BadFileError:
-            return 0
-    return max(0, data.count(b"\n") - (file.format == "csv"))
-
-
-def bad_files_location(lake: Location) -> Location:
-    return lake.child("_quarantine", "_files")
 
 
 def read_landing_file(file: LandingFile, expected: pa.Schema | None = None) -> pl.DataFrame:

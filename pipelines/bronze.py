@@ -4,7 +4,8 @@ Upstream: the ``sources`` in YAML (lakehouse.plugins): files under ``landing_roo
 or a ``uri`` (CSV, JSON lines, Parquet), or tables (PostgreSQL, DuckDB, Delta) read by watermark.
 Outputs: ``lake_root/bronze/<source>``, append-only, the landed columns (CSV as text) plus
 ``_source_file``, ``_ingested_at`` and ``_run_id``. One Hamilton task per file stages its
-rows; one commit per table adds them with the file watermark (see ``lakehouse.ingest``).
+rows; one commit per table adds them with the file watermark (``lakehouse.landing_files``
+finds the new files, ``lakehouse.ingest`` stages and commits them).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from datetime import UTC, datetime
 from hamilton.htypes import Collect, Parallelizable
 from loguru import logger
 
-from lakehouse import catalog, ingest, plugins, pull, settings
+from lakehouse import catalog, ingest, landing_files, plugins, pull, settings
 from lakehouse.delta import WriteResult
+from lakehouse.landing_files import LandingFile
 from lakehouse.runs import RunMode, check_watermark, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
 from lakehouse.settings import Positive, Seconds
@@ -83,7 +85,7 @@ def new_landing_files(
     source_plugins: dict[str, plugins.Source],
     datasets: catalog.Catalog,
     settle_seconds: Seconds = SETTLE_SECONDS,
-) -> list[ingest.LandingFile]:
+) -> list[LandingFile]:
     """Landing files not yet in bronze: new, late, or rewritten since their last ingestion,
     each knowing the columns its entities declare; only files unchanged for
     ``settle_seconds`` (a file still being written waits for the next run)."""
@@ -94,8 +96,8 @@ def new_landing_files(
         entities = datasets.entities_of_source(name)
         required = tuple(dict.fromkeys(c for e in entities for c in e.columns))
         closed = any(e.schema_evolution == "fail" for e in entities)
-        files += ingest.list_new_files(landing, lake, name, source, required, closed)
-    files = ingest.settled(files, settle_seconds) if settle_seconds else files
+        files += landing_files.list_new_files(landing, lake, name, source, required, closed)
+    files = landing_files.settled(files, settle_seconds) if settle_seconds else files
     logger.debug(f"bronze: {len(files)} new landing files")
     return files
 
@@ -118,15 +120,13 @@ def run_mode(
     return mode
 
 
-def files_to_ingest(
-    new_landing_files: list[ingest.LandingFile], run_mode: RunMode
-) -> list[ingest.LandingFile]:
+def files_to_ingest(new_landing_files: list[LandingFile], run_mode: RunMode) -> list[LandingFile]:
     """The files this run ingests. In plan mode, none: what would be ingested is only logged."""
     if not run_mode.plan:
         return new_landing_files
-    for source, files in ingest.by_source(new_landing_files).items():
+    for source, files in landing_files.by_source(new_landing_files).items():
         size = sum(f.size for f in files)
-        rows = sum(ingest.estimate_rows(f) for f in files)
+        rows = sum(landing_files.estimate_rows(f) for f in files)
         names = ", ".join(f.name for f in files)
         logger.info(
             f"PLAN bronze/{source}: {len(files)} files, {size:,} bytes, ~{rows:,} rows: {names}"
@@ -136,13 +136,13 @@ def files_to_ingest(
     return []
 
 
-def landing_file(files_to_ingest: list[ingest.LandingFile]) -> Parallelizable[ingest.LandingFile]:
+def landing_file(files_to_ingest: list[LandingFile]) -> Parallelizable[LandingFile]:
     """One task per landing file to ingest."""
     yield from files_to_ingest
 
 
 def staged_file(
-    landing_file: ingest.LandingFile, run_id: str, ingested_at: datetime
+    landing_file: LandingFile, run_id: str, ingested_at: datetime
 ) -> ingest.StagedFile | ingest.BadFile:
     """The file's rows with lineage columns, staged as Parquet in its bronze table (or, for
     a file that cannot be read as its format promises, why not)."""

@@ -16,7 +16,7 @@ import yaml
 from loguru import logger
 
 from lakehouse import delta, ledger, report, settings, status
-from lakehouse.ingest import bad_files_location
+from lakehouse.landing_files import bad_files_location
 from lakehouse.storage import Location, replace_file
 
 STATUS_CONF = Path("conf") / "pipelines" / "status.yml"
