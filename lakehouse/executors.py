@@ -134,6 +134,7 @@ def _execute_sync(self, context_builder, run_config, adapter_set, modules):
     name = self._pipeline.name
     conf_file = hooks.project_dir(self._pipeline) / settings.CONF_DIR / f"{name}.yml"
     shown = str(settings.CONF_DIR / f"{name}.yml")
+    settings.check_project_file(hooks.project_dir(self._pipeline) / settings.PROJECT_CONF)
     settings.check_pipeline_file(conf_file, shown)
     config = settings.check_config(shown, modules, run_config.config or {}, run_config.inputs)
     spec, from_command_line = spec_for_run(run_config.executor, conf_file)

@@ -62,6 +62,8 @@ def node_inputs(*modules: ModuleType) -> dict[str, tuple[object, bool]]:
     return found
 
 
+PROJECT_CONF = Path("conf") / "project.yml"
+PROJECT_KEYS = {"name", "hooks_dir", "adapter"}
 PIPELINE_KEYS = {"name", "run", "params", "adapter"}
 RUN_KEYS = {
     "inputs", "final_vars", "config", "cache", "with_adapter", "executor", "log_level",
@@ -69,6 +71,13 @@ RUN_KEYS = {
     "adapter",
 }  # fmt: skip
 RETRY_KEYS = {"max_retries", "retry_delay", "jitter_factor", "retry_exceptions"}
+
+
+def check_project_file(path: Path) -> None:
+    """``conf/project.yml`` holds FlowerPower's project keys only (a misspelled ``hooks_dir``
+    would be ignored)."""
+    if path.exists():
+        _check_known(yaml.safe_load(path.read_text()) or {}, PROJECT_KEYS, str(PROJECT_CONF))
 
 
 def check_pipeline_file(path: Path, shown: str) -> None:

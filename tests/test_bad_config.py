@@ -147,12 +147,19 @@ def test_an_int_is_a_float_where_a_float_is_asked(lakehouse):
     lakehouse.run("silver")  # nothing in bronze yet: nothing to do, and no type error
 
 
-def test_a_hook_setting_is_checked(lakehouse):
-    path = lakehouse.project / "conf" / "hooks.yml"
-    path.write_text(path.read_text().replace("  dir:", "  dri:"))
+@pytest.mark.parametrize(
+    ("file", "typo", "message"),
+    [
+        ("hooks.yml", ("  dir:", "  dri:"), "conf/hooks.yml lock: unknown setting 'dri'; did you mean 'dir'?"),
+        ("project.yml", ("hooks_dir:", "hook_dir:"), "conf/project.yml: unknown key 'hook_dir'; did you mean 'hooks_dir'?"),
+    ],
+)  # fmt: skip
+def test_a_hook_setting_and_a_project_key_are_checked(lakehouse, file, typo, message):
+    path = lakehouse.project / "conf" / file
+    path.write_text(path.read_text().replace(*typo))
     done = lakehouse.cli("status")
     assert done.returncode == 2, done.stderr
-    assert "conf/hooks.yml lock: unknown setting 'dri'; did you mean 'dir'?" in done.stderr
+    assert message in done.stderr
 
 
 def test_a_hook_taken_out_of_the_list_keeps_its_settings_but_a_stray_block_is_refused(lakehouse):
