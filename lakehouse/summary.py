@@ -54,7 +54,7 @@ def moved(results: list[WriteResult]) -> Moved:
 
 def by_table(results: list[WriteResult]) -> dict[str, Moved]:
     """What each table took; a quarantine write counts for the table of the same entity
-    (``_quarantine/orders`` for ``silver/orders``) when the run wrote one."""
+    (``_quarantine/<entity>`` for ``silver/<entity>``) when the run wrote one."""
     tables: dict[str, Moved] = {}
     entity_of = {r.table.rsplit("/", 1)[-1]: r.table for r in results if not _held_back(r)}
     for result in results:
