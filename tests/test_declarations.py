@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from datetime import date
 from decimal import Decimal
@@ -158,3 +159,17 @@ def test_a_mart_mistake_stops_daily_before_any_layer_moves_data(lakehouse):
         result.stderr
     )
     assert not (lakehouse.lake / "bronze").exists()
+
+
+def test_the_engine_names_no_dataset():
+    """The demo's names, keys and dates live in conf/ and pipelines/, never in lakehouse/."""
+    demo_words = re.compile(r"tpch|orders|lineitem|custkey|orderkey|1992|1998", re.IGNORECASE)
+    engine = Path(catalog.__file__).parent
+    found = [
+        f"{path.relative_to(engine)}:{number}: {line.strip()}"
+        for path in sorted(engine.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if demo_words.search(line)
+    ]
+    assert len(list(engine.rglob("*.py"))) > 20  # the package itself, not an empty folder
+    assert found == []
