@@ -217,7 +217,7 @@ def test_a_store_that_goes_away_mid_run_fails_or_retries_cleanly(
         stderr=subprocess.PIPE,
         text=True,
     )
-    err = _read_until(run.stderr, "bronze: run ", timeout=180)  # the lease is held, bronze runs
+    err = _read_until(run.stderr, "] bronze: ", timeout=180)  # the lease is held, bronze runs
     proxy.stop()
     time.sleep(5)
     proxy.start()

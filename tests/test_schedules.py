@@ -102,7 +102,8 @@ def test_every_crontab_line_runs_in_a_sandbox(lakehouse):
     daily = (logs / "daily.log").read_text()
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| INFO", daily, re.MULTILINE)
     assert "\x1b[" not in daily  # plain lines, no terminal colours, in a log file
-    assert re.search(r"- \[bronze-\d{8}T\d{6}Z-[0-9a-f]{8}\] bronze: \d+/\d+ tasks done", daily)
+    assert re.search(r"\| \[bronze-\d{8}T\d{6}Z-[0-9a-f]{8}\] bronze: \d+/\d+ tasks done", daily)
+    assert re.search(r"^daily daily-\S+: succeeded in ", daily, re.MULTILINE)  # the summary
     runs = pl.from_arrow(DeltaTable(str(lakehouse.lake / "_runs")).to_pyarrow_table())
     assert set(runs["status"]) == {"succeeded"}
 
@@ -168,7 +169,8 @@ def test_a_real_cron_daemon_runs_the_job_and_the_ledger_records_it(lakehouse):
         daemon.terminate()
         daemon.wait()
     assert set(runs["status"]) == {"succeeded"}
-    assert "daily: run daily-" in (Path(sandbox["LAKEHOUSE_LOGS"]) / "daily.log").read_text()
+    log = (Path(sandbox["LAKEHOUSE_LOGS"]) / "daily.log").read_text()
+    assert re.search(r"^daily daily-\S+: succeeded in ", log, re.MULTILINE)  # the run summary
 
 
 def test_every_pipeline_has_its_dag_picture_and_save_dag_draws_one(lakehouse):
