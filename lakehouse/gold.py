@@ -175,6 +175,7 @@ class MartPlan:
     touched: tuple
     silver_versions: dict[str, int]
     watermark: dict
+    sources: tuple[str, ...] = ()  # URIs of the silver tables it reads (lineage inputs)
 
     @property
     def column(self) -> str:
@@ -233,7 +234,8 @@ def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> M
         more = f" ... ({len(values)} in all)" if len(values) > 12 else ""
         logger.info(f"PLAN gold/{mart.name} ({mode}): recompute {column} {shown}{more}")
         values = ()
-    return MartPlan(mart, target, mode, values, read, watermark)
+    sources = tuple(lake.child("silver", name).uri for name in sorted(read))
+    return MartPlan(mart, target, mode, values, read, watermark, sources)
 
 
 def tasks(plans: list[MartPlan], lake: Location, partitions: int, keys: int) -> list[PartTask]:
@@ -281,13 +283,7 @@ def write(plan: MartPlan, parts: list[MartPart], run_id: str) -> delta.WriteResu
     else:
         result = upsert(target, data, list(mart.keys), properties)
     logger.debug(f"gold: {result} ({len(plan.touched)} {plan.column} recomputed, {plan.mode})")
-    return replace(result, inputs=silver_uris(plan))
-
-
-def silver_uris(plan: MartPlan) -> tuple[str, ...]:
-    """The silver tables a mart is computed from (its lineage inputs)."""
-    lake = Location.from_uri(plan.target.uri.rsplit("/", 2)[0])
-    return tuple(lake.child("silver", entity).uri for entity in sorted(plan.silver_versions))
+    return replace(result, inputs=plan.sources)
 
 
 def overwrite(
