@@ -14,13 +14,19 @@ from __future__ import annotations
 import polars as pl
 
 from lakehouse import contracts
-from lakehouse.declaration import Entity, Partition
+from lakehouse.declaration import ROW_HASH, Entity, Partition
 from lakehouse.quarantine import DROP_COLUMNS, OVER_BUDGET, Policy
 
 ORDER_OF_ARRIVAL = ("_commit_version", "_ingested_at", "_source_file")
 TRUNCATE = {"day": "1d", "month": "1mo", "year": "1y"}
 MIN_YEAR, MAX_YEAR = 1, 9999  # Python's dates: a year outside breaks every reader in Python
 TRUE_TEXT, FALSE_TEXT = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
+
+
+def row_hash(entity: Entity) -> pl.Expr:
+    """The hash of a snapshot entity's columns as they arrived (``_row_hash``; stable within a
+    Polars version: after an upgrade the first snapshot counts every row as changed, once)."""
+    return pl.struct(list(entity.columns)).hash(seed=0).reinterpret(signed=True).alias(ROW_HASH)
 
 
 def missing_columns(raw_columns: list[str], entity: Entity) -> list[str]:
@@ -240,6 +246,8 @@ def split(
             f"{entity.name} declares ({entity.where})"
         )
     table = f"silver/{entity.name}"
+    if entity.snapshot and ROW_HASH not in raw.columns:
+        raw = raw.with_columns(row_hash(entity))
     rows = conformed(raw, entity)
     broken = rows.filter(pl.col("_rule").is_not_null())
     rejected = [with_reasons(broken, entity).with_columns(_raw=raw_text(broken))]

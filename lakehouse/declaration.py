@@ -35,6 +35,9 @@ TYPE_FORMS = "string, int8..int64, float32/64, bool, date, decimal(P,S), timesta
 RULES = ("ge", "gt", "le", "lt", "between", "isin", "regex", "str_length")
 PARTITION_GRAINS = ("day", "month", "year")
 EVOLUTION = ("add_columns", "fail")
+VANISHED = ("keep", "soft_delete", "delete")
+ROW_HASH = "_row_hash"  # silver column of a snapshot source: the hash of the row as it arrived
+DELETED_AT = "_deleted_at"  # soft_delete: when the key vanished from the snapshots (else null)
 ENTITY_KEYS = (
     "source",
     "grain",
@@ -46,6 +49,7 @@ ENTITY_KEYS = (
     "schema_evolution",
     "model",
     "description",
+    "snapshot",
 )
 COLUMN_KEYS = ("type", "nullable", "rules", "description")
 MART_KEYS = ("grain", "key", "columns", "dates", "model", "description")
@@ -100,6 +104,17 @@ class Parent:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """The source delivers full snapshots: rows are diffed on the key by a hash of their
+    values, and a key missing from the newest snapshot is kept, flagged or deleted
+    (``vanished``). The files whose names give the same first match of ``group`` (a regex;
+    None: the whole name) are one snapshot."""
+
+    vanished: str = "keep"
+    group: str | None = None
+
+
+@dataclass(frozen=True)
 class Entity:
     """One declared table: a silver entity, or a gold mart's output contract."""
 
@@ -119,6 +134,7 @@ class Entity:
     where: str = ""  # the file and key it was declared at, for messages
     zones: dict[str, str] = field(default_factory=dict)  # timestamp text without an offset
     # is read in this zone (the declared one); the column is stored in UTC
+    snapshot: Snapshot | None = None  # the source delivers full snapshots (see Snapshot)
 
     @property
     def partition_column(self) -> str | None:
@@ -126,9 +142,15 @@ class Entity:
 
     @property
     def schema(self) -> pl.Schema:
+        """The silver table's columns: the declared ones, the partition column, and for a
+        snapshot source the row hash (and the soft-delete time)."""
         columns = dict(self.columns)
         if self.partition:
             columns[self.partition.column] = pl.Date()
+        if self.snapshot:
+            columns[ROW_HASH] = pl.Int64()  # Delta has no unsigned integers
+            if self.snapshot.vanished == "soft_delete":
+                columns[DELETED_AT] = pl.Datetime("us", "UTC")
         return pl.Schema(columns)
 
 
@@ -244,6 +266,25 @@ def _partition(spec, columns: dict, where: str) -> Partition | None:
     return Partition(spec["column"], source, by)
 
 
+def _snapshot(spec, where: str) -> Snapshot | None:
+    if spec is None or spec is False:
+        return None
+    spec = {} if spec is True else keys_of(spec, ("vanished", "group"), where)
+    vanished = spec.get("vanished", "keep")
+    if vanished not in VANISHED:
+        raise DeclarationError(
+            f"{where}.vanished: {vanished!r} is not one of {', '.join(VANISHED)}"
+            f"{did_you_mean(str(vanished), VANISHED)}"
+        )
+    group = spec.get("group")
+    if group is not None:
+        try:
+            re.compile(str(group))
+        except re.error as error:
+            raise DeclarationError(f"{where}.group: {error}") from None
+    return Snapshot(vanished, None if group is None else str(group))
+
+
 def table(name: str, spec, where: str, *, allowed=ENTITY_KEYS) -> Entity:
     """One entity (or mart contract) from its YAML mapping."""
     spec = keys_of(spec, allowed, where)
@@ -305,4 +346,5 @@ def table(name: str, spec, where: str, *, allowed=ENTITY_KEYS) -> Entity:
         schema_evolution=evolution,
         where=where,
         zones=zones,
+        snapshot=_snapshot(spec.get("snapshot"), f"{where}.snapshot"),
     )

@@ -8,7 +8,8 @@ from datetime import date
 import polars as pl
 
 from lakehouse import delta
-from lakehouse.declaration import Entity
+from lakehouse.declaration import DELETED_AT, Entity
+from lakehouse.snapshots import VANISHED
 from lakehouse.storage import Location
 
 
@@ -38,10 +39,15 @@ def merge(
     With ``replace`` (a backfill or full refresh), the target rows it covers that the source
     no longer has are deleted in the same commit.
     """
-    data = rows.select(entity.schema.names()).to_arrow()
-    table = delta.ensure_table(
-        target, data.schema, [entity.partition_column] if entity.partition_column else None
-    )
+    if DELETED_AT in entity.schema and DELETED_AT not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, entity.schema[DELETED_AT]).alias(DELETED_AT))
+    source = rows.select(entity.schema.names() + [c for c in (VANISHED,) if c in rows.columns])
+    data = source.to_arrow()
+    schema = source.drop(VANISHED, strict=False).to_arrow().schema
+    partition = [entity.partition_column] if entity.partition_column else None
+    table = delta.ensure_table(target, schema, partition)
+    if delta.add_missing_columns(table, schema):  # e.g. the row hash, on a table made before it
+        table.update_incremental()
     before = table.version()
     delta.check_not_committed(table, properties)
     on = " AND ".join(f"t.{k} = s.{k}" for k in entity.keys)
@@ -49,17 +55,20 @@ def merge(
         on += " AND t." + delta.in_list(
             entity.partition_column, rows[entity.partition_column].to_list()
         )
-    changed = " OR ".join(
-        f"(t.{c} IS DISTINCT FROM s.{c})" for c in entity.columns if c not in entity.keys
-    )
+    compared = [c for c in entity.schema.names() if c not in entity.keys]
+    compared = [c for c in compared if c != entity.partition_column]
+    changed = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in compared)
     metrics = {}
     if rows.height:
         merger = table.merge(
             data, on, source_alias="s", target_alias="t", commit_properties=properties
         )
-        merger = (
-            merger.when_matched_update_all(predicate=changed) if changed else merger
-        ).when_not_matched_insert_all()
+        merger = _when_vanished(merger, entity) if VANISHED in data.column_names else merger
+        live = f"NOT s.{VANISHED}" if VANISHED in data.column_names else None
+        update = " AND ".join(f"({p})" for p in (live, changed) if p) or None
+        skip = [VANISHED] if live else None
+        merger = merger.when_matched_update_all(predicate=update, except_cols=skip)
+        merger = merger.when_not_matched_insert_all(predicate=live, except_cols=skip)
         if replace is not None:
             merger = merger.when_not_matched_by_source_delete(replace.predicate("t."))
         metrics = merger.execute()
@@ -68,5 +77,17 @@ def merge(
     table.update_incremental()
     if table.version() == before:  # nothing changed: still record the batch as done
         delta.record_watermark_only(table, properties)
-    written = metrics.get("num_target_rows_inserted", 0) + metrics.get("num_target_rows_updated", 0)
+    changes = ("inserted", "updated", "deleted")
+    written = sum(metrics.get(f"num_target_rows_{change}", 0) for change in changes)
     return delta.WriteResult(target.name, target.uri, "merge", written, table.version())
+
+
+def _when_vanished(merger, entity: Entity):
+    """Keys gone from a snapshot source: deleted, or flagged with the time they vanished."""
+    if entity.snapshot.vanished == "delete":
+        return merger.when_matched_delete(predicate=f"s.{VANISHED}")
+    if entity.snapshot.vanished == "soft_delete":
+        return merger.when_matched_update(
+            {DELETED_AT: f"s.{DELETED_AT}"}, predicate=f"s.{VANISHED}"
+        )
+    return merger

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 
-from lakehouse import conform, delta, lease, quarantine
+from lakehouse import conform, delta, lease, quarantine, snapshots
 from lakehouse.declaration import Entity
 from lakehouse.merge import Replace, merge
 from lakehouse.runs import RunMode
@@ -103,7 +103,11 @@ def rebuild(entity, lake: Location, run_id, mode, parent_keys, policy) -> list[d
     for dates in ranges:
         raw = bronze_rows_between(dataset, entity, dates)
         rows_read += raw.height
+        if entity.snapshot and not conform.missing_columns(raw.columns, entity):
+            raw = snapshots.changed(raw, entity, None)  # repeated rows of later snapshots go
         valid, rejected = conform.split(raw, entity, parent_keys, policy)
+        if entity.snapshot:
+            valid = snapshots.rebuilt(raw, valid, entity)
         rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
         is_new = quarantine.is_new(quarantined, rows)  # judged before: kept once
         span = f"{entity.partition.column} {dates[0]}..{dates[1]}" if dates else "all rows"

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 
-from lakehouse import conform, delta, quarantine, rebuild
+from lakehouse import conform, delta, quarantine, rebuild, snapshots
 from lakehouse.declaration import Entity
 from lakehouse.merge import merge
 from lakehouse.quarantine import Policy
@@ -102,28 +102,41 @@ class Watermark:
         return mark
 
 
-def _rows_per_version(bronze_table, after: int, through: int) -> list[tuple[int, int]]:
-    """(version, rows appended) of the bronze commits in ``(after, through]``, oldest first."""
+def _rows_per_version(bronze_table, after: int, through: int) -> list[tuple[int, int, list]]:
+    """(version, rows appended, landing files) of the bronze commits in ``(after, through]``,
+    oldest first."""
     sizes = []
     for commit in bronze_table.history(limit=through - after):
         if after < commit["version"] <= through:
             mark = json.loads(commit.get(delta.WATERMARK_KEY, "{}"))
-            sizes.append((commit["version"], int(mark.get("rows", 0))))
+            files = [f["name"] for f in mark.get("files", [])]
+            sizes.append((commit["version"], int(mark.get("rows", 0)), files))
     return sorted(sizes)
 
 
-def _through(sizes: list[tuple[int, int]], max_rows: int) -> int:
-    """The last version of the longest prefix of ``sizes`` within ``max_rows`` (at least one)."""
-    total, last = 0, sizes[0][0]
-    for version, rows in sizes:
-        if total and total + rows > max_rows:
+def _through(sizes: list[tuple[int, int, list]], max_rows: int, entity: Entity) -> int:
+    """The last version of the longest prefix of ``sizes`` within ``max_rows`` (at least one).
+
+    For a snapshot source whose vanished keys are acted on, a cut never splits a snapshot:
+    the commits that go on with the last one's snapshot come too.
+    """
+    whole = entity.snapshot is not None and entity.snapshot.vanished != "keep"
+    total, last, groups = 0, sizes[0][0], set()
+    for version, rows, files in sizes:
+        these = {snapshots.group_of(f, entity) for f in files} if whole else set()
+        if total and total + rows > max_rows and not (these & groups):
             break
-        total, last = total + rows, version
+        total, last, groups = total + rows, version, these
     return last
 
 
 def plan_batch(
-    bronze: Location, target: Location, quarantine: Location, app_id: str, max_rows: int
+    bronze: Location,
+    target: Location,
+    quarantine: Location,
+    app_id: str,
+    max_rows: int,
+    entity: Entity,
 ) -> Batch | None:
     """The next batch for ``app_id``, or None when bronze has nothing new.
 
@@ -148,7 +161,8 @@ def plan_batch(
     current = bronze_table.version()
     if current <= done["bronze_through"]:
         return None
-    through = _through(_rows_per_version(bronze_table, done["bronze_through"], current), max_rows)
+    sizes = _rows_per_version(bronze_table, done["bronze_through"], current)
+    through = _through(sizes, max_rows, entity)
     return Batch(done["batch"] + 1, done["bronze_through"], through, False)
 
 
@@ -281,7 +295,7 @@ def refresh(
         results = process(batch) if batch is not None else []
     else:
         done = 0
-        while batch := plan_batch(bronze, target, quarantined, app_id, max_rows_per_batch):
+        while batch := plan_batch(bronze, target, quarantined, app_id, max_rows_per_batch, entity):
             results += process(batch)
             done += 1
             if done > 1:  # a backfill's progress; one batch is the summary's news
@@ -318,7 +332,7 @@ class SilverRun:
 
 
 def _log_plan(entity, bronze, target, quarantine, app_id, max_rows) -> None:
-    batch = plan_batch(bronze, target, quarantine, app_id, max_rows)
+    batch = plan_batch(bronze, target, quarantine, app_id, max_rows, entity)
     if batch is None:
         logger.info(f"PLAN silver/{entity.name}: up to date")
         return
@@ -334,12 +348,18 @@ def _log_plan(entity, bronze, target, quarantine, app_id, max_rows) -> None:
         partitions = f"; {entity.partition.column} {partitions}"
     logger.info(
         f"PLAN silver/{entity.name}: bronze versions {batch.after + 1}..{current}, "
-        f"~{sum(rows for _, rows in sizes):,} rows{partitions}"
+        f"~{sum(rows for _, rows, _ in sizes):,} rows{partitions}"
     )
 
 
 def _process(entity, batch, bronze, target, quarantined, app_id, run_id, parent_keys, policy):
     raw = bronze_rows(bronze, batch)
+    read, gone = raw.height, None
+    if entity.snapshot and not conform.missing_columns(raw.columns, entity):
+        current = snapshots.current_state(target, entity)
+        if current is not None and entity.snapshot.vanished != "keep" and raw.height:
+            gone = snapshots.vanished(raw, entity, current)
+        raw = snapshots.changed(raw, entity, current)
     valid, rejected = conform.split(raw, entity, parent_keys, policy)
     properties = delta.commit_properties(app_id, batch.number, batch.watermark, run_id)
     results = []
@@ -348,12 +368,19 @@ def _process(entity, batch, bronze, target, quarantined, app_id, run_id, parent_
         if isinstance(batch, ColumnBatch):  # windows overlap by the lookback
             rows = quarantine.not_yet_quarantined(quarantined, rows)
         results.append(quarantine.append(quarantined, rows, properties))
-    merged = merge(target, entity, valid, properties)
-    results.append(replace(merged, rows_read=raw.height, inputs=(bronze.uri,)))
+    unchanged = f", {read - raw.height} unchanged" if entity.snapshot else ""
+    vanished = f", {gone.height} vanished" if gone is not None else ""
     logger.debug(
-        f"silver/{entity.name}: {batch}: {raw.height} rows read, {valid.height} valid, "
-        f"{rejected.height} rejected"
+        f"silver/{entity.name}: {batch}: {read} rows read{unchanged}{vanished}, "
+        f"{valid.height} valid, {rejected.height} rejected"
     )
+    if gone is not None and gone.height:
+        valid = pl.concat(
+            [valid.with_columns(pl.lit(False).alias(snapshots.VANISHED)), gone],
+            how="diagonal_relaxed",
+        )
+    merged = merge(target, entity, valid, properties)
+    results.append(replace(merged, rows_read=read, inputs=(bronze.uri,)))
     return results
 
 

@@ -36,7 +36,7 @@ def test_a_run_that_planned_a_batch_another_run_committed_is_refused(lakehouse):
     lakehouse.run("bronze")
     lake, orders = Location.from_uri(str(lakehouse.lake)), ENTITIES["orders"]
     places = [lake.child(layer, "orders") for layer in ("bronze", "silver", "_quarantine")]
-    planned_by_b = silver.plan_batch(*places, "silver:orders", 250_000)
+    planned_by_b = silver.plan_batch(*places, "silver:orders", 250_000, orders)
 
     silver.refresh(orders, lake, "run-a", 250_000, RunMode())  # run A does batch 1
     before = {t: lakehouse.table(t).height for t in ("silver/orders", "_quarantine/orders")}
