@@ -7,6 +7,10 @@ UV_VERSION := 0.13.9
 # uv installs into $(VENV), keeps what it does not manage (itself), and fails if uv.lock no
 # longer matches pyproject.toml (update it with `make lock`, in a commit of its own).
 SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --locked --inexact --quiet
+# ...then lakehouse-startup.pth: the `flowerpower` command stops reading every file under the
+# project on each run (FlowerPower 0.37 "syncs" the project folder into itself; see
+# lakehouse_startup.py). 3-5 s of every run, growing with the lake under data/.
+STARTUP := $(BIN)/python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'lakehouse-startup.pth').write_text('import lakehouse_startup\n')"
 # FlowerPower's default level (CRITICAL) hides even a broken YAML: show errors and progress.
 export FP_LOG_LEVEL ?= INFO
 # Hamilton imports pandas, Dask and other libraries' extensions on its first import unless
@@ -21,9 +25,11 @@ $(BIN)/uv:
 
 install: $(BIN)/uv  ## install the project (runtime dependencies only)
 	$(SYNC)
+	$(STARTUP)
 
 install-dev: $(BIN)/uv  ## install the project with test and lint tools and both cluster executors
 	$(SYNC) --extra dev --extra dask --extra ray
+	$(STARTUP)
 
 lock: $(BIN)/uv  ## re-resolve uv.lock after a change to pyproject.toml's dependencies
 	$(BIN)/uv lock

@@ -27,7 +27,7 @@ from lakehouse.declaration import (
     keys_of,
     table,
 )
-from lakehouse.settings import did_you_mean
+from lakehouse.settings import did_you_mean, read_yaml
 
 DATASETS_DIR = Path("conf") / "datasets"
 DATASET_KEYS = ("enabled", "description", "sources", "entities", "marts", "mart_module")
@@ -81,7 +81,7 @@ class Catalog:
 def load_dataset(path: Path) -> Dataset:
     """One dataset file, each entity and mart contract checked on its own."""
     try:
-        spec = yaml.safe_load(path.read_text()) or {}
+        spec = read_yaml(path) or {}
     except yaml.YAMLError as error:
         raise DeclarationError(f"{path}: not valid YAML: {error}") from None
     spec = keys_of(spec, DATASET_KEYS, str(path))

@@ -176,6 +176,12 @@ class MartPlan:
     silver_versions: dict[str, int]
     watermark: dict
     sources: tuple[str, ...] = ()  # URIs of the silver tables it reads (lineage inputs)
+    seen: dict | None = None  # the watermark of the mart's last commit
+
+    @property
+    def up_to_date(self) -> bool:
+        """Nothing to recompute and no silver version the mart has not seen: no commit."""
+        return not self.touched and self.watermark == self.seen
 
     @property
     def column(self) -> str:
@@ -235,7 +241,7 @@ def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> M
         logger.info(f"PLAN gold/{mart.name} ({mode}): recompute {column} {shown}{more}")
         values = ()
     sources = tuple(lake.child("silver", name).uri for name in sorted(read))
-    return MartPlan(mart, target, mode, values, read, watermark, sources)
+    return MartPlan(mart, target, mode, values, read, watermark, sources, previous)
 
 
 def tasks(plans: list[MartPlan], lake: Location, partitions: int, keys: int) -> list[PartTask]:
@@ -271,6 +277,8 @@ def write(plan: MartPlan, parts: list[MartPart], run_id: str) -> delta.WriteResu
     target, mart = plan.target, plan.mart
     if plan.mode.plan:
         return delta.WriteResult(target.name, target.uri, "plan", 0, None)
+    if plan.up_to_date:
+        return delta.WriteResult(target.name, target.uri, "none", 0, None)
     batch = delta.last_batch(delta.open_table(target), mart.app_id) + 1
     properties = delta.commit_properties(mart.app_id, batch, plan.watermark, run_id)
     if not plan.touched:

@@ -1,0 +1,49 @@
+"""Run at interpreter start by ``lakehouse-startup.pth`` (``make install`` writes it into the
+virtual environment): keeps the ``flowerpower`` command from reading the whole project.
+
+FlowerPower 0.37's CLI always passes storage options when it loads a project, and with
+storage options it wraps the project folder in a cache filesystem whose cache folder is the
+project folder itself (``~/.flowerpower/cache`` joined with an absolute path is that path),
+then "syncs" it before importing the pipelines: it lists and opens every file under the
+project, ``.venv`` and the lake under ``data/`` included. That cost 3-5 s of every run and
+grew with the lake. Syncing a local folder into itself copies nothing, so for that case the
+sync is skipped; a project on remote storage is synced as before.
+
+Only the ``flowerpower`` command is touched (other interpreters return at once), and the
+module it imports is one the command imports anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _syncs_into_itself(cache_fs) -> bool:
+    source = getattr(cache_fs.fs, "path", None)  # a DirFileSystem over the project folder
+    storage = cache_fs.storage[-1] if cache_fs.storage else None
+    protocol = cache_fs.fs.fs.protocol if hasattr(cache_fs.fs, "fs") else cache_fs.fs.protocol
+    local = "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+    same = source and storage and os.path.realpath(source) == os.path.realpath(storage)
+    return bool(local and same)
+
+
+def install() -> None:
+    command = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if command != "flowerpower":
+        return
+    try:
+        from fsspeckit.core.filesystem.cache import MonitoredSimpleCacheFileSystem
+    except ImportError:  # not the FlowerPower this project pins: leave it alone
+        return
+    sync = MonitoredSimpleCacheFileSystem.sync_cache
+
+    def sync_cache(self, reload: bool = False) -> None:
+        if _syncs_into_itself(self):
+            return
+        sync(self, reload)
+
+    MonitoredSimpleCacheFileSystem.sync_cache = sync_cache
+
+
+install()

@@ -1,0 +1,86 @@
+"""The ``flowerpower`` command does not read every file under the project on each run.
+
+FlowerPower 0.37's CLI wraps the project folder in a cache filesystem whose cache folder is
+the project folder itself and "syncs" it (lists and opens every file: ``.venv``, the lake
+under ``data/``) before each run. ``lakehouse_startup`` (run by ``lakehouse-startup.pth``,
+which ``make install`` writes) makes that sync a no-op when the cache is the folder itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from fsspeckit.core.filesystem import filesystem
+from fsspeckit.core.filesystem.cache import MonitoredSimpleCacheFileSystem
+
+import lakehouse_startup
+
+
+def _project(root, files: int):
+    for i in range(files):
+        folder = root / "data" / f"table{i % 7}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"part-{i}.parquet").write_bytes(b"x" * 10)
+    return root
+
+
+def _opened_by_sync(fs, monkeypatch) -> int:
+    """How many files ``fs.sync_cache()`` opens."""
+    opened = []
+    original = MonitoredSimpleCacheFileSystem.open
+
+    def counting(self, path, *args, **kwargs):
+        opened.append(path)
+        return original(self, path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MonitoredSimpleCacheFileSystem, "open", counting)
+        fs.sync_cache()
+    return len(opened)
+
+
+def test_the_project_folder_is_not_synced_into_itself(tmp_path, monkeypatch):
+    project = _project(tmp_path / "project", 60)
+    as_the_cli_builds_it = filesystem(
+        str(project), storage_options={}, cached=True, cache_storage=str(project)
+    )
+    assert _opened_by_sync(as_the_cli_builds_it, monkeypatch) >= 60  # FlowerPower alone
+
+    monkeypatch.setattr(sys, "argv", ["/srv/lakehouse/.venv/bin/flowerpower", "pipeline"])
+    monkeypatch.setattr(
+        MonitoredSimpleCacheFileSystem, "sync_cache", MonitoredSimpleCacheFileSystem.sync_cache
+    )
+    lakehouse_startup.install()
+    assert _opened_by_sync(as_the_cli_builds_it, monkeypatch) == 0
+
+    elsewhere = filesystem(
+        str(project), storage_options={}, cached=True, cache_storage=str(tmp_path / "cache")
+    )
+    assert not lakehouse_startup._syncs_into_itself(elsewhere)  # a real cache is still filled
+
+
+def test_only_the_flowerpower_command_is_patched(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/pytest"])
+    before = MonitoredSimpleCacheFileSystem.sync_cache
+    lakehouse_startup.install()
+    assert MonitoredSimpleCacheFileSystem.sync_cache is before
+
+
+def test_the_installed_environment_patches_the_flowerpower_command(tmp_path):
+    """``make install`` wrote lakehouse-startup.pth: any program named ``flowerpower`` run
+    by this environment's interpreter starts with the patch in place."""
+    program = tmp_path / "flowerpower"
+    program.write_text(
+        textwrap.dedent(
+            """
+            from fsspeckit.core.filesystem.cache import MonitoredSimpleCacheFileSystem
+            print(MonitoredSimpleCacheFileSystem.sync_cache.__module__)
+            """
+        )
+    )
+    shown = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert shown == "lakehouse_startup"
