@@ -1,9 +1,10 @@
 """Bronze ingestion edges: stage each new landing file as Parquet, commit them at once, record
 the files that cannot be read (which files are new: ``lakehouse.landing_files``).
 
-Staging writes each file's rows as a Parquet file inside the table folder (in parallel, one
-Hamilton task per file); one Delta commit per table then adds all of them together with the
-per-file transactions and the batch watermark. A run killed before that commit leaves only
+Staging writes the rows of landing files as Parquet files inside the table folder (in
+parallel, one Hamilton task per batch of a source's files, several small files to a Parquet
+file); one Delta commit per table then adds them together with the per-file transactions
+and the batch watermark. A run killed before that commit leaves only
 unreferenced Parquet files behind (removed by ``vacuum``), never half a batch.
 """
 
@@ -65,9 +66,9 @@ class StagedFile:
     """A landing file's rows written as Parquet inside its bronze table, not yet committed."""
 
     file: LandingFile
-    path: str  # relative to the table root
-    size: int
-    rows: int
+    path: str  # the Parquet file (relative to the table root), shared by the files of a task
+    size: int  # that Parquet file's bytes
+    rows: int  # this landing file's rows
     schema: pa.Schema
 
 
@@ -123,27 +124,50 @@ def _comparable(dtype: pa.DataType) -> pa.DataType:
     )
 
 
-def stage(file: LandingFile, run_id: str, ingested_at: datetime) -> StagedFile | BadFile:
-    """Read one landing file, add lineage columns and write it as Parquet into its table;
-    a file that cannot be read as promised comes back as a ``BadFile``, nothing staged."""
-    table = delta.open_table(file.table)
-    expected = table.schema().to_arrow() if table is not None else None
-    try:
-        frame = read_landing_file(file, pa.schema(expected) if expected is not None else None)
-    except BadFileError as error:
-        return BadFile(file, error.kind, str(error))
-    rows = frame.with_columns(
+def _lineage(frame: pl.DataFrame, file: LandingFile, run_id: str, ingested_at) -> pl.DataFrame:
+    return frame.with_columns(
         _source_file=pl.lit(file.relative, pl.String),
         _ingested_at=pl.lit(ingested_at, LINEAGE["_ingested_at"]),
         _run_id=pl.lit(run_id, pl.String),
     )
-    data = rows.to_arrow()
+
+
+def _write_staged(table: Location, frames: list, run_id: str) -> list[StagedFile]:
+    """``frames`` ((file, rows) of one source) written as one Parquet file in the table."""
+    data = pl.concat([rows for _, rows in frames], how="diagonal_relaxed").to_arrow()
     relative = f"part-{run_id}-{uuid.uuid4().hex[:12]}.parquet"
-    target = file.table.child(relative)
-    file.table.fs.makedirs(file.table.uri, exist_ok=True)
-    with file.table.fs.open(target.uri, "wb") as out:
+    target = table.child(relative)
+    table.fs.makedirs(table.uri, exist_ok=True)
+    with table.fs.open(target.uri, "wb") as out:
         pq.write_table(data, out, compression="zstd")
-    return StagedFile(file, relative, file.table.fs.size(target.uri), data.num_rows, data.schema)
+    size = table.fs.size(target.uri)
+    return [StagedFile(f, relative, size, rows.height, data.schema) for f, rows in frames]
+
+
+def stage(
+    files: list[LandingFile], run_id: str, ingested_at: datetime, max_rows: int
+) -> list[StagedFile | BadFile]:
+    """Read landing files of one source, add lineage columns and write their rows as Parquet
+    into the table, several files to a Parquet file of at most ``max_rows`` rows (a bigger
+    file alone); a file that cannot be read as promised comes back as a ``BadFile``."""
+    table_location = files[0].table
+    table = delta.open_table(table_location)  # once per task, not per file
+    expected = pa.schema(table.schema().to_arrow()) if table is not None else None
+    outcomes: list[StagedFile | BadFile] = []
+    pending: list[tuple[LandingFile, pl.DataFrame]] = []
+    for file in files:
+        try:
+            rows = _lineage(read_landing_file(file, expected), file, run_id, ingested_at)
+        except BadFileError as error:
+            outcomes.append(BadFile(file, error.kind, str(error)))
+            continue
+        if pending and sum(r.height for _, r in pending) + rows.height > max_rows:
+            outcomes += _write_staged(table_location, pending, run_id)
+            pending = []
+        pending.append((file, rows))
+    if pending:
+        outcomes += _write_staged(table_location, pending, run_id)
+    return outcomes
 
 
 def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
@@ -169,10 +193,10 @@ def commit_staged(
     table.update_incremental()
 
     ingested = delta.app_transactions(table_location)  # one read, not a log replay per file
-    fresh = [s for s in staged if ingested.get(s.file.app_id) != s.file.fingerprint]
-    for s in staged:
-        if s not in fresh:  # a concurrent run committed this file first
-            table_location.fs.rm(table_location.child(s.path).uri)
+    taken = {s.path for s in staged if ingested.get(s.file.app_id) == s.file.fingerprint}
+    for path in taken:  # a concurrent run committed a file of it first: the others of the
+        table_location.fs.rm(table_location.child(path).uri)  # Parquet file go next run
+    fresh = [s for s in staged if s.path not in taken]
     if not fresh:
         return delta.WriteResult(
             table_location.name, table_location.uri, "append", 0, table.version()
@@ -180,8 +204,9 @@ def commit_staged(
 
     now_ms = int(time.time() * 1000)
     actions = [
-        AddAction(s.path, s.size, {}, now_ms, True, json.dumps({"numRecords": s.rows}))
-        for s in fresh
+        AddAction(path, group[0].size, {}, now_ms, True, json.dumps({"numRecords": rows}))
+        for path, group in by_parquet(fresh).items()
+        for rows in [sum(s.rows for s in group)]
     ]
     app_id = f"bronze:{source}"
     batch = delta.last_batch(table, app_id) + 1
@@ -249,21 +274,32 @@ def record_bad_files(lake: Location, bad: list[BadFile], run_id: str) -> delta.W
     return delta.WriteResult(location.name, location.uri, "append", len(new), version)
 
 
+def by_parquet(staged: list[StagedFile]) -> dict[str, list[StagedFile]]:
+    """Staged landing files by the Parquet file holding their rows."""
+    files: dict[str, list[StagedFile]] = {}
+    for s in staged:
+        files.setdefault(s.path, []).append(s)
+    return files
+
+
 def discard(staged: list[StagedFile]) -> None:
     """Remove staged Parquet files that will not be committed."""
-    for s in staged:
-        s.file.table.fs.rm(s.file.table.child(s.path).uri)
+    for path, group in by_parquet(staged).items():
+        group[0].file.table.fs.rm(group[0].file.table.child(path).uri)
 
 
 def commit_groups(staged: list[StagedFile], max_rows: int) -> list[list[StagedFile]]:
-    """Staged files grouped per table into commits of at most ``max_rows`` rows each
-    (a file larger than that gets a commit of its own), in file-name order."""
+    """Staged files grouped per table into commits of at most ``max_rows`` rows each (a
+    Parquet file larger than that gets a commit of its own), in file-name order; the files
+    sharing a Parquet file are always in the same commit."""
     groups: list[list[StagedFile]] = []
     current: list[StagedFile] = []
-    for file in sorted(staged, key=lambda s: (s.file.source, s.file.name)):
-        same_table = current and current[0].file.source == file.file.source
-        if current and (not same_table or sum(s.rows for s in current) + file.rows > max_rows):
+    parquets = sorted(by_parquet(staged).values(), key=lambda g: (g[0].file.source, g[0].file.name))
+    for parquet in parquets:
+        source, rows = parquet[0].file.source, sum(s.rows for s in parquet)
+        same_table = current and current[0].file.source == source
+        if current and (not same_table or sum(s.rows for s in current) + rows > max_rows):
             groups.append(current)
             current = []
-        current.append(file)
+        current += parquet
     return groups + ([current] if current else [])

@@ -153,5 +153,22 @@ def estimate_rows(file: LandingFile) -> int:
     return max(0, data.count(b"\n") - (file.format == "csv"))
 
 
+def batches(files: list[LandingFile], max_bytes: int) -> list[list[LandingFile]]:
+    """``files`` cut into batches of one source each, in name order, of at most ``max_bytes``
+    landed (a bigger file makes a batch alone)."""
+    cut: list[list[LandingFile]] = []
+    for file in sorted(files, key=lambda f: (f.source, f.name)):
+        last = cut[-1] if cut else None
+        if (
+            last
+            and last[0].source == file.source
+            and sum(f.size for f in last) + file.size <= max_bytes
+        ):
+            last.append(file)
+        else:
+            cut.append([file])
+    return cut
+
+
 def bad_files_location(lake: Location) -> Location:
     return lake.child("_quarantine", "_files")

@@ -3,9 +3,10 @@
 Upstream: the ``sources`` in YAML (lakehouse.plugins): files under ``landing_root/<source>/``
 or a ``uri`` (CSV, JSON lines, Parquet), or tables (PostgreSQL, DuckDB, Delta) read by watermark.
 Outputs: ``lake_root/bronze/<source>``, append-only, the landed columns (CSV as text) plus
-``_source_file``, ``_ingested_at`` and ``_run_id``. One Hamilton task per file stages its
-rows; one commit per table adds them with the file watermark (``lakehouse.landing_files``
-finds the new files, ``lakehouse.ingest`` stages and commits them).
+``_source_file``, ``_ingested_at`` and ``_run_id``. One Hamilton task per batch of a
+source's files stages their rows; one commit per table adds them with the file watermark
+(``lakehouse.landing_files`` finds the new files, ``lakehouse.ingest`` stages and commits
+them).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lakehouse.settings import Positive, Seconds
 from lakehouse.storage import Location
 
 SETTLE_SECONDS = Seconds(5)  # a landing file unchanged this long is complete (bronze.yml)
+TASK_BYTES = Positive(32 * 1024 * 1024)  # landed bytes per staging task (bronze.yml task_bytes)
 
 
 def lake(lake_root: str) -> Location:
@@ -136,17 +138,20 @@ def files_to_ingest(new_landing_files: list[LandingFile], run_mode: RunMode) -> 
     return []
 
 
-def landing_file(files_to_ingest: list[LandingFile]) -> Parallelizable[LandingFile]:
-    """One task per landing file to ingest."""
-    yield from files_to_ingest
+def file_batch(
+    files_to_ingest: list[LandingFile], task_bytes: Positive = TASK_BYTES
+) -> Parallelizable[list[LandingFile]]:
+    """One task per batch of a source's landing files, up to ``task_bytes`` landed (a bigger
+    file alone): a day's small drops share a task and a Parquet file."""
+    yield from landing_files.batches(files_to_ingest, task_bytes)
 
 
-def staged_file(
-    landing_file: LandingFile, run_id: str, ingested_at: datetime
-) -> ingest.StagedFile | ingest.BadFile:
-    """The file's rows with lineage columns, staged as Parquet in its bronze table (or, for
-    a file that cannot be read as its format promises, why not)."""
-    return ingest.stage(landing_file, run_id, ingested_at)
+def staged_files(
+    file_batch: list[LandingFile], run_id: str, ingested_at: datetime, max_rows_per_commit: Positive
+) -> list[ingest.StagedFile | ingest.BadFile]:
+    """The batch's rows with lineage columns, staged as Parquet in their bronze table (or,
+    for a file that cannot be read as its format promises, why not)."""
+    return ingest.stage(file_batch, run_id, ingested_at, max_rows_per_commit)
 
 
 def pulled_tables(
@@ -173,7 +178,7 @@ def pulled_tables(
 
 
 def bronze_tables(
-    staged_file: Collect[ingest.StagedFile | ingest.BadFile],
+    staged_files: Collect[list[ingest.StagedFile | ingest.BadFile]],
     pulled_tables: list[WriteResult],
     lake: Location,
     run_id: str,
@@ -185,7 +190,7 @@ def bronze_tables(
 
     Unreadable files stay where they are. ``on_bad_file: skip`` records them in
     ``_quarantine/_files`` and loads the rest; ``fail`` commits nothing and says which."""
-    outcomes = list(staged_file)
+    outcomes = [outcome for batch in staged_files for outcome in batch]
     bad = [o for o in outcomes if isinstance(o, ingest.BadFile)]
     staged = [o for o in outcomes if isinstance(o, ingest.StagedFile)]
     if on_bad_file not in ("skip", "fail"):
