@@ -1,0 +1,79 @@
+"""Bronze stages a source's small landing files together: one task per ``task_bytes`` of
+files, several files to a Parquet file of at most ``max_rows_per_commit`` rows, each file
+still recorded (and deduplicated) on its own, a bad file among them left out alone.
+
+A dataset of another shape than TPC-H: sensor readings, one small CSV per sensor and hour.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+import yaml
+from deltalake import DeltaTable
+
+DECLARATION = {
+    "sources": {"readings": {"format": "csv"}},
+    "entities": {
+        "readings": {
+            "key": ["sensor", "taken_at"],
+            "columns": {
+                "sensor": {"type": "string"},
+                "taken_at": {"type": "timestamp"},
+                "celsius": {"type": "float64", "rules": {"between": [-60, 70]}},
+            },
+        }
+    },
+}
+
+
+@pytest.fixture
+def sensors(lakehouse):
+    lakehouse.switch_demo(False)
+    path = lakehouse.project / "conf" / "datasets" / "sensors.yml"
+    path.write_text(yaml.safe_dump(DECLARATION))
+    folder = lakehouse.landing / "readings"
+    folder.mkdir(parents=True)
+    for hour in range(30):
+        rows = [
+            {
+                "sensor": f"s{s}",
+                "taken_at": f"2040-05-01T{hour % 24:02d}:{hour // 24:02d}:00",
+                "celsius": f"{20 + s / 10:.1f}",
+            }
+            for s in range(10)
+        ]
+        pl.DataFrame(rows).write_csv(folder / f"readings_{hour:03d}.csv")
+    (folder / "readings_999.csv").write_bytes(b"sensor,taken_at,celsius\n\xff\xfe,bad\n")
+    return lakehouse
+
+
+def bronze(house) -> DeltaTable:
+    return DeltaTable(str(house.lake / "bronze" / "readings"))
+
+
+def test_small_files_share_a_parquet_file_and_each_is_recorded_once(sensors):
+    sensors.configure("bronze", max_rows_per_commit=100)
+    sensors.run("bronze")
+
+    table = bronze(sensors)
+    rows = pl.from_arrow(table.to_pyarrow_table())
+    assert rows.height == 300
+    assert rows["_source_file"].n_unique() == 30
+    assert len(table.file_uris()) == 3  # 30 files of 10 rows in Parquet files of 100 rows
+    assert table.version() == 3  # version 0 creates it, then one commit per 100 rows
+    bad = sensors.table("_quarantine/_files")
+    assert bad["file"].to_list() == ["readings/readings_999.csv"]
+
+    sensors.run("bronze")  # nothing new: every file is known by its own transaction
+    assert bronze(sensors).version() == 3
+    sensors.run("silver")
+    assert sensors.table("silver/readings").height == 300
+
+
+def test_task_bytes_of_one_gives_each_file_its_own_task_and_parquet_file(sensors):
+    sensors.configure("bronze", task_bytes=1)
+    sensors.run("bronze")
+    table = bronze(sensors)
+    assert len(table.file_uris()) == 30
+    assert table.to_pyarrow_table().num_rows == 300
