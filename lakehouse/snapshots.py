@@ -53,13 +53,10 @@ def changed(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame | None) -> 
     snapshot of the batch repeats (the latest stays)."""
     keys = [f"__key_{k}" for k in entity.keys]
     marked = raw.with_columns(row_hash(entity), *_typed_keys(raw, entity))
-    if current is not None:
-        held = current.select(
-            *(pl.col(k).alias(f"__key_{k}") for k in entity.keys), ROW_HASH, __same=pl.lit(True)
-        )
-        marked = marked.join(held, on=[*keys, ROW_HASH], how="left")
-        touched = marked.filter(pl.col("__same").is_null()).select(keys).unique()
-        marked = marked.join(touched, on=keys, how="semi", nulls_equal=True).drop("__same")
+    if current is not None:  # the hash covers the key: a known hash is a known (key, row)
+        known = pl.col(ROW_HASH).is_in(current.get_column(ROW_HASH).implode())
+        touched = marked.filter(~known).select(keys).unique()
+        marked = marked.join(touched, on=keys, how="semi", nulls_equal=True)
     order = [c for c in ORDER_OF_ARRIVAL if c in raw.columns]
     latest = marked.sort(order).unique(subset=[*keys, ROW_HASH], keep="last", maintain_order=True)
     return latest.drop(keys)

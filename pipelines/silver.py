@@ -50,7 +50,7 @@ def run_mode(
 def silver_run(
     lake: Location,
     run_id: str,
-    max_rows_per_batch: Positive,
+    max_cells_per_batch: Positive,
     run_mode: RunMode,
     watermark: silver.Watermark,
     on_invalid: str,
@@ -61,7 +61,7 @@ def silver_run(
     return silver.SilverRun(
         lake,
         run_id,
-        max_rows_per_batch,
+        max_cells_per_batch,
         run_mode,
         watermark,
         Policy(on_invalid, float(max_invalid_fraction)),

@@ -19,8 +19,8 @@ def _tables(lakehouse) -> list[str]:
     [
         (
             "silver",
-            {"max_rows_per_bach": 10},
-            r"conf/pipelines/silver.yml run.config: unknown key 'max_rows_per_bach'; did you mean 'max_rows_per_batch'\?",
+            {"max_cells_per_bach": 10},
+            r"conf/pipelines/silver.yml run.config: unknown key 'max_cells_per_bach'; did you mean 'max_cells_per_batch'\?",
         ),
         (
             "bronze",
@@ -55,8 +55,8 @@ def _tables(lakehouse) -> list[str]:
         ),
         (
             "silver",
-            {"max_rows_per_batch": 0},
-            r"silver.yml run.config.max_rows_per_batch: expected a whole number of at least 1, got 0",
+            {"max_cells_per_batch": 0},
+            r"silver.yml run.config.max_cells_per_batch: expected a whole number of at least 1, got 0",
         ),
         (
             "silver",
@@ -178,12 +178,12 @@ def test_a_hook_taken_out_of_the_list_keeps_its_settings_but_a_stray_block_is_re
 
 
 def test_a_config_error_is_one_line_and_exit_2_on_the_command_line(lakehouse):
-    lakehouse.configure("silver", max_rows_per_bach=10)
+    lakehouse.configure("silver", max_cells_per_bach=10)
     done = lakehouse.cli("silver")
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1, done.stderr
-    assert "did you mean 'max_rows_per_batch'?" in errors[0]
+    assert "did you mean 'max_cells_per_batch'?" in errors[0]
     for noise in ("Traceback", "Oh no an error", "Invalid configuration for pipeline"):
         assert noise not in done.stderr + done.stdout
     debug = lakehouse.cli("silver", "--log-level", "debug")

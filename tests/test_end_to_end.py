@@ -203,7 +203,7 @@ def test_small_commits_and_batches_give_the_same_lake(lakehouse):
     """Bronze split into many small commits, silver into many small batches: same result."""
     lakehouse.configure("landing", defect_rate=0.05)
     lakehouse.configure("bronze", max_rows_per_commit=30)
-    lakehouse.configure("silver", max_rows_per_batch=40)
+    lakehouse.configure("silver", max_cells_per_batch=40 * 16)  # 40 line items
     lakehouse.run("daily")
     lakehouse.run("daily")
     assert lakehouse.version("bronze/lineitem") > 4  # many commits, not one per run

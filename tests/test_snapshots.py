@@ -181,7 +181,7 @@ def test_delete_removes_vanished_keys_and_a_batch_never_splits_a_snapshot(prices
     snapshot: cut at the rows, a batch would hold half a snapshot and delete the other half."""
     declare(prices, "delete")
     prices.configure("bronze", max_rows_per_commit=100)
-    prices.configure("silver", max_rows_per_batch=150)
+    prices.configure("silver", max_cells_per_batch=150 * 4)  # 150 rows of 4 columns
     first = price_list(400)
     second, _, gone = next_snapshot(first, changed=4, new=3, vanished=6)
     land(prices, "2031-03-01", first)
