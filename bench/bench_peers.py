@@ -45,7 +45,8 @@ MARTS = {
     "pricing_summary": ["ship_month", "l_returnflag", "l_linestatus"],
     "customer_value": ["c_custkey"],
 }
-SUMMARY_LINE = re.compile(r"^(\w+) \1-\S+: succeeded in ([\d.]+) s", re.MULTILINE)
+# daily's summary: one line per layer, its seconds last
+SUMMARY_LINE = re.compile(r"^  (\w+)(?:\s+[\d,]+){5}\s+([\d.]+)$", re.MULTILINE)
 
 
 def install_peers() -> None:
@@ -63,27 +64,39 @@ def install_peers() -> None:
     )
 
 
+# Starts the command from a small process and reports its peak memory: a child forked from
+# this script would count this script's own memory (Polars, DuckDB loaded) in its max RSS.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+with open(os.environ["BENCH_PEAK"], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def measured(command: list, env: dict, cwd: Path = PROJECT) -> dict:
-    """Run ``command``: its wall seconds, peak memory (max RSS, from ``wait4``) and output
-    (kept in a file, not a pipe: a full pipe would stall the child). Exits on failure."""
+    """Run ``command``: its wall seconds, peak memory (max RSS) and output (kept in a file,
+    not a pipe: a full pipe would stall the child). Exits on failure."""
+    log, peak = Path(env["BENCH_LOG"]), Path(env["BENCH_PEAK"])
     started = time.perf_counter()
-    with open(os.devnull, "w") as null:
-        log = Path(env["BENCH_LOG"])
-        with log.open("w") as out:
-            child = subprocess.Popen(
-                [str(c) for c in command],
-                cwd=cwd,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=null,
-            )
-            _, status, usage = os.wait4(child.pid, 0)
+    with log.open("w") as out:
+        code = subprocess.call(
+            [sys.executable, "-S", "-c", LAUNCHER, *map(str, command)],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     seconds = time.perf_counter() - started
     text = log.read_text()
-    if os.waitstatus_to_exitcode(status) != 0:
+    if code != 0:
         sys.exit(f"{' '.join(map(str, command[:5]))} failed:\n{text[-4000:]}")
-    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "out": text}
+    return {"seconds": seconds, "peak_mb": int(peak.read_text()) / 1024, "out": text}
 
 
 class Bench:
@@ -98,6 +111,7 @@ class Bench:
             "LAKE_ROOT": str(self.lake),
             "MARTS_DUCKDB": str(work / "project.duckdb"),
             "BENCH_LOG": str(work / "child.log"),
+            "BENCH_PEAK": str(work / "child.peak"),
             "PEER_DUCKDB": str(work / "dbt.duckdb"),
             "DBT_TARGET_PATH": str(work / "dbt_target"),
             "DBT_LOG_PATH": str(work / "dbt_logs"),

@@ -61,9 +61,11 @@ def _committed(action) -> None:
 
 
 def _table_writes(run: Run) -> list[dict]:
-    writes = []
+    writes, marks = [], {}
     for result in run.results():
-        before, after = delta.run_watermarks(Location.from_uri(result.uri), run.run_id)
+        if result.uri not in marks:  # once per table: a backfill commits to one many times
+            marks[result.uri] = delta.run_watermarks(Location.from_uri(result.uri), run.run_id)
+        before, after = marks[result.uri]
         writes.append(
             {
                 "table": result.table,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
+from deltalake import write_deltalake
 
 from lakehouse import delta
 from lakehouse.declaration import DELETED_AT, Entity
@@ -59,7 +60,13 @@ def merge(
     compared = [c for c in compared if c != entity.partition_column]
     changed = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in compared)
     metrics = {}
-    if rows.height:
+    if rows.height and not table.file_uris() and VANISHED not in data.column_names:
+        # nothing to match in an empty table: a first load appends (same commit, same rows)
+        write_deltalake(
+            table, data, mode="append", partition_by=partition, commit_properties=properties
+        )
+        metrics = {"num_target_rows_inserted": data.num_rows}
+    elif rows.height:
         merger = table.merge(
             data, on, source_alias="s", target_alias="t", commit_properties=properties
         )

@@ -120,6 +120,12 @@ def _check_known(section: dict, known: set[str], where: str) -> None:
             raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, known)}")
 
 
+RENAMED = {  # settings that changed name or meaning: what to write instead
+    "max_rows_per_batch": ": it is now max_cells_per_batch, rows times the entity's columns "
+    "(250,000 rows of a 16-column table is 4000000)",
+}
+
+
 def check_config(
     where: str, modules: list[ModuleType], config: dict, inputs: dict | None = None
 ) -> dict:
@@ -130,7 +136,11 @@ def check_config(
     known = node_inputs(*modules)
     for key in config:
         if key not in known:
-            hint = did_you_mean(key, known) or f" (known: {', '.join(sorted(known))})"
+            hint = (
+                RENAMED.get(key)
+                or did_you_mean(key, known)
+                or f" (known: {', '.join(sorted(known))})"
+            )
             raise ConfigError(f"{where} run.config: unknown key {key!r}{hint}")
     given = {**config, **(inputs or {})}
     for key, (annotation, required) in sorted(known.items()):

@@ -144,13 +144,14 @@ def plan_batch(
     app_id: str,
     max_cells: int,
     entity: Entity,
+    bronze_table=None,
 ) -> Batch | None:
     """The next batch for ``app_id``, or None when bronze has nothing new.
 
     A batch holds at most ``batch_rows(entity, max_cells)`` bronze rows, unless one bronze
     commit alone has more.
     """
-    bronze_table = delta.open_table(bronze)
+    bronze_table = bronze_table or delta.open_table(bronze)
     if bronze_table is None:
         return None
     done = delta.last_watermark(delta.open_table(target), app_id) or {
@@ -247,8 +248,9 @@ def _newest_through(bronze: Location, column: str, done: dict) -> str | None:
     return _newest(pl.from_arrow(values).to_series())
 
 
-def bronze_rows(bronze: Location, batch: Batch | ColumnBatch) -> pl.DataFrame:
-    """The batch's bronze rows (version batches also carry ``_commit_version``)."""
+def bronze_rows(bronze: Location, batch: Batch | ColumnBatch, table=None) -> pl.DataFrame:
+    """The batch's bronze rows (version batches also carry ``_commit_version``); ``table``:
+    bronze opened at or after the batch's last version (None: opened here)."""
     if isinstance(batch, ColumnBatch):
         dataset = delta.open_table(bronze, version=batch.bronze_version).to_pyarrow_dataset()
         dtype = dataset.schema.field(batch.column).type
@@ -257,7 +259,7 @@ def bronze_rows(bronze: Location, batch: Batch | ColumnBatch) -> pl.DataFrame:
         if batch.since is not None:
             window = window & (column >= _as_column_value(batch.since, dtype))
         return pl.from_arrow(dataset.to_table(filter=window))
-    changes = delta.open_table(bronze).load_cdf(
+    changes = (table or delta.open_table(bronze)).load_cdf(
         starting_version=batch.after + 1, ending_version=batch.through
     )
     rows = pl.from_arrow(pa.table(changes))
@@ -292,9 +294,9 @@ def refresh(
         _log_plan(entity, bronze, target, quarantined, app_id, max_cells_per_batch)
         return []
 
-    def process(batch) -> list[delta.WriteResult]:
+    def process(batch, table=None) -> list[delta.WriteResult]:
         return _process(
-            entity, batch, bronze, target, quarantined, app_id, run_id, parent_keys, policy
+            entity, batch, bronze, target, quarantined, app_id, run_id, parent_keys, policy, table
         )
 
     results = []
@@ -303,8 +305,11 @@ def refresh(
         results = process(batch) if batch is not None else []
     else:
         done = 0
-        while batch := plan_batch(bronze, target, quarantined, app_id, max_cells_per_batch, entity):
-            results += process(batch)
+        table = delta.open_table(bronze)  # append-only: opened once, read a batch at a time
+        while batch := plan_batch(
+            bronze, target, quarantined, app_id, max_cells_per_batch, entity, table
+        ):
+            results += process(batch, table)
             done += 1
             if done > 1:  # a backfill's progress; one batch is the summary's news
                 logger.info(f"silver/{entity.name}: {done} batches done ({batch})")
@@ -360,8 +365,10 @@ def _log_plan(entity, bronze, target, quarantine, app_id, max_cells) -> None:
     )
 
 
-def _process(entity, batch, bronze, target, quarantined, app_id, run_id, parent_keys, policy):
-    raw = bronze_rows(bronze, batch)
+def _process(
+    entity, batch, bronze, target, quarantined, app_id, run_id, parent_keys, policy, table=None
+):
+    raw = bronze_rows(bronze, batch, table)
     read, gone = raw.height, None
     if entity.snapshot and not conform.missing_columns(raw.columns, entity):
         current = snapshots.current_state(target, entity)

@@ -23,6 +23,11 @@ def _tables(lakehouse) -> list[str]:
             r"conf/pipelines/silver.yml run.config: unknown key 'max_cells_per_bach'; did you mean 'max_cells_per_batch'\?",
         ),
         (
+            "silver",
+            {"max_rows_per_batch": 250000},
+            r"unknown key 'max_rows_per_batch': it is now max_cells_per_batch, rows times the entity's columns \(250,000 rows of a 16-column table is 4000000\)",
+        ),
+        (
             "bronze",
             {"sources": {"orders": {"format": "xlsx"}}},
             r"run.config.sources.orders.format: 'xlsx' is not a known source \(known: csv, delta, duckdb, jsonl, parquet, postgres",
