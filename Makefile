@@ -60,7 +60,8 @@ test-slow: install-dev system-deps  ## the slow suites (Ray, a real cron daemon)
 lint: install-dev
 	$(BIN)/ruff check lakehouse pipelines tests bench
 
-bench: install-dev  ## TPC-H SF1 benchmark of the daily flow, then the executors (several minutes)
+bench: install-dev  ## the project against its peers, the daily flow at SF1, the executors (~20 minutes)
+	$(BIN)/python bench/bench_peers.py --scale-factor 0.3 --days 365 --rounds 3
 	$(BIN)/python bench/bench_daily.py --scale-factor 1 --days 365
 	$(BIN)/python bench/bench_executors.py --scale-factor 0.1
 	$(BIN)/python bench/bench_plugins.py --rows 2000000
