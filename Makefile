@@ -62,6 +62,7 @@ lint: install-dev
 
 bench: install-dev  ## the project against its peers, the daily flow at SF1, the executors (~20 minutes)
 	$(BIN)/python bench/bench_peers.py --scale-factor 0.3 --days 365 --rounds 3
+	$(BIN)/python bench/bench_snapshots.py --rows 800000 --changed 0.01 --rounds 3
 	$(BIN)/python bench/bench_daily.py --scale-factor 1 --days 365
 	$(BIN)/python bench/bench_executors.py --scale-factor 0.1
 	$(BIN)/python bench/bench_plugins.py --rows 2000000
