@@ -74,7 +74,14 @@ def land(house, day: str, rows: dict) -> None:
         )
 
 
-def silver(house) -> dict[tuple[str, int], pl.DataFrame]:
+def deliver(house, day: str, rows: dict) -> None:
+    """Land the snapshot of ``day`` and carry it through bronze and silver."""
+    land(house, day, rows)
+    house.run("bronze")
+    house.run("silver")
+
+
+def silver(house) -> pl.DataFrame:
     return house.table("silver/prices")
 
 
@@ -119,16 +126,12 @@ def next_snapshot(rows: dict, changed: int, new: int, vanished: int) -> tuple[di
 def test_a_snapshot_merges_only_its_changed_and_new_rows_and_keeps_vanished_keys(prices):
     declare(prices, "keep")
     first = price_list(2000)
-    land(prices, "2031-03-01", first)
-    prices.run("bronze")
-    prices.run("silver")
+    deliver(prices, "2031-03-01", first)
     assert as_rows(silver(prices)) == first
     assert silver(prices)["_row_hash"].null_count() == 0
 
     second, raised, gone = next_snapshot(first, changed=20, new=5, vanished=10)
-    land(prices, "2031-03-02", second)
-    prices.run("bronze")
-    prices.run("silver")
+    deliver(prices, "2031-03-02", second)
     metrics = last_merge_metrics(prices)
     assert metrics["num_source_rows"] == 25  # 1 % changed + 5 new: 4,000 rows landed in all
     assert metrics["num_target_rows_updated"] == 20
@@ -151,13 +154,9 @@ def test_a_snapshot_merges_only_its_changed_and_new_rows_and_keeps_vanished_keys
 def test_soft_delete_flags_a_vanished_key_and_clears_the_flag_when_it_returns(prices):
     declare(prices, "soft_delete")
     first = price_list(300)
-    land(prices, "2031-03-01", first)
-    prices.run("bronze")
-    prices.run("silver")
+    deliver(prices, "2031-03-01", first)
     second, _, gone = next_snapshot(first, changed=3, new=0, vanished=4)
-    land(prices, "2031-03-02", second)
-    prices.run("bronze")
-    prices.run("silver")
+    deliver(prices, "2031-03-02", second)
 
     rows = silver(prices)
     flagged = rows.filter(pl.col("_deleted_at").is_not_null())
@@ -167,9 +166,7 @@ def test_soft_delete_flags_a_vanished_key_and_clears_the_flag_when_it_returns(pr
     third = dict(second)
     third[gone[0]] = {**first[gone[0]], "price": "1.23"}  # back, at a new price
     third[gone[1]] = first[gone[1]]  # back, unchanged
-    land(prices, "2031-03-03", third)
-    prices.run("bronze")
-    prices.run("silver")
+    deliver(prices, "2031-03-03", third)
     rows = silver(prices)
     live = rows.filter(pl.col("_deleted_at").is_null())
     assert as_rows(live) == third
@@ -192,9 +189,7 @@ def test_delete_removes_vanished_keys_and_a_batch_never_splits_a_snapshot(prices
     assert as_rows(silver(prices)) == second
 
     third, _, gone_too = next_snapshot(second, changed=0, new=0, vanished=5)
-    land(prices, "2031-03-03", third)
-    prices.run("bronze")
-    prices.run("silver")
+    deliver(prices, "2031-03-03", third)
     assert as_rows(silver(prices)) == third
     assert not set(gone_too) & set(as_rows(silver(prices)))
 
@@ -206,14 +201,10 @@ def test_delete_removes_vanished_keys_and_a_batch_never_splits_a_snapshot(prices
 def test_a_bad_row_in_a_snapshot_is_quarantined_and_the_last_good_version_stays(prices):
     declare(prices, "keep")
     first = price_list(50)
-    land(prices, "2031-03-01", first)
-    prices.run("bronze")
-    prices.run("silver")
+    deliver(prices, "2031-03-01", first)
     key = sorted(first)[0]
     second = {**first, key: {**first[key], "price": "-4.00"}}
-    land(prices, "2031-03-02", second)
-    prices.run("bronze")
-    prices.run("silver")
+    deliver(prices, "2031-03-02", second)
 
     assert as_rows(silver(prices)) == first
     quarantined = prices.table("_quarantine/prices")
