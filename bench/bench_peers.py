@@ -154,6 +154,10 @@ class Bench:
             [sys.executable, PEERS / "hand.py", self.landing, self.work / "hand.duckdb"], self.env
         )
 
+    def contenders(self) -> tuple:
+        """(name, run) of the three, in the order each round times them."""
+        return (("project", self.project), ("dbt-duckdb", self.dbt), ("hand", self.hand))
+
     def fresh_lake(self, copy_of: Path | None = None) -> None:
         shutil.rmtree(self.lake, ignore_errors=True)
         if copy_of is not None:
@@ -192,12 +196,12 @@ def differences(expected: dict, actual: dict, who: str) -> list[str]:
 
 
 def check_equal(bench: Bench) -> None:
-    hand = marts_of_duckdb(bench.work / "hand.duckdb")
+    gold = marts_of_lake(bench.lake)
     hand = {
-        m: f.select(marts_of_lake(bench.lake)[m].drop("order_month", strict=False).columns)
-        for m, f in hand.items()
+        m: f.select(gold[m].drop("order_month", strict=False).columns)
+        for m, f in marts_of_duckdb(bench.work / "hand.duckdb").items()
     }
-    wrong = differences(hand, marts_of_lake(bench.lake), "project gold")
+    wrong = differences(hand, gold, "project gold")
     wrong += differences(hand, marts_of_duckdb(bench.work / "project.duckdb"), "published")
     wrong += differences(hand, marts_of_duckdb(Path(bench.env["PEER_DUCKDB"])), "dbt-duckdb")
     if wrong:
@@ -229,11 +233,7 @@ def main() -> None:
     for round_ in range(1, args.rounds + 1):
         print(f"backfill, round {round_}/{args.rounds} ...", flush=True)
         bench.fresh_lake()
-        for name, run in (
-            ("project", bench.project),
-            ("dbt-duckdb", bench.dbt),
-            ("hand", bench.hand),
-        ):
+        for name, run in bench.contenders():
             runs.setdefault(f"backfill {name}", []).append(run())
     check_equal(bench)
     backfilled = work / "lake_backfilled"
@@ -244,11 +244,7 @@ def main() -> None:
     for round_ in range(1, args.rounds + 1):
         print(f"one more day, round {round_}/{args.rounds} ...", flush=True)
         bench.fresh_lake(copy_of=backfilled)
-        for name, run in (
-            ("project", bench.project),
-            ("dbt-duckdb", bench.dbt),
-            ("hand", bench.hand),
-        ):
+        for name, run in bench.contenders():
             runs.setdefault(f"one more day {name}", []).append(run())
         runs.setdefault("nothing to do project", []).append(bench.project())
         runs.setdefault("status project", []).append(
