@@ -42,15 +42,25 @@ def _not_chatter(record) -> bool:
     return record["level"].no >= logger.level("WARNING").no or not name.startswith(LIBRARIES)
 
 
+_installed: tuple | None = None  # (level, stream) of the sink this module last added
+
+
 def setup_logging(level: str | None = None) -> None:
     """FlowerPower's ``setup_logging`` (same precedence: argument, ``FP_LOG_LEVEL``, its
-    default), with the library chatter left for ``DEBUG``."""
+    default), with the library chatter left for ``DEBUG``. FlowerPower calls it for every
+    run (five times in one ``daily``): a call that would add the same sink again does
+    nothing (adding a loguru sink costs ~5 ms)."""
+    global _installed
     from flowerpower.settings import LOG_LEVEL
 
-    logger.remove()
     effective = (level or os.getenv("FP_LOG_LEVEL") or LOG_LEVEL).upper()
+    if _installed == (effective, sys.stderr):
+        return
+    logger.remove()
+    _installed = None
     if effective == "CRITICAL":
         logger.disable("flowerpower")
+        _installed = (effective, sys.stderr)
         return
     logger.enable("flowerpower")
     try:
@@ -63,6 +73,7 @@ def setup_logging(level: str | None = None) -> None:
         format=FULL if verbose else SHORT,
         filter=None if verbose else _not_chatter,
     )
+    _installed = (effective, sys.stderr)
 
 
 def install() -> None:

@@ -24,7 +24,6 @@ from concurrent.futures import Future, wait
 from contextvars import ContextVar
 from pathlib import Path
 
-import yaml
 from hamilton import driver, htypes
 from hamilton.execution import executors
 from loguru import logger
@@ -55,7 +54,7 @@ def yaml_executor(conf_file: Path) -> dict:
 
     if not conf_file.exists():
         return {}
-    raw = ((yaml.safe_load(conf_file.read_text()) or {}).get("run") or {}).get("executor")
+    raw = ((settings.read_yaml(conf_file) or {}).get("run") or {}).get("executor")
     return interpolate_env_in_data(raw or {})
 
 

@@ -24,7 +24,6 @@ from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 
-import yaml
 from loguru import logger
 
 from lakehouse import exit_status
@@ -118,12 +117,12 @@ def load(project_dir: Path) -> list[tuple[ModuleType, dict]]:
     """The hooks ``conf/hooks.yml`` lists, with their settings (none when the file is absent)."""
     from flowerpower.utils.yaml_env import interpolate_env_in_data
 
-    from lakehouse.settings import ConfigError
+    from lakehouse.settings import ConfigError, read_yaml
 
     path = project_dir / CONF_FILE
     if not path.exists():
         return []
-    config = interpolate_env_in_data(yaml.safe_load(path.read_text()) or {})
+    config = interpolate_env_in_data(read_yaml(path) or {})
     names = config.get("hooks") or []
     # a hook taken out of the list may keep its settings; a block that names no hook is a typo
     unknown = sorted(

@@ -55,24 +55,36 @@ class DuckDBSink(Sink):
     format = "duckdb"
     keys = ("path",)
     required = ("path",)
+    _versions: dict[str, int]
+    _versions_of: tuple | None = None  # (path, mtime, size) the versions were read at
 
     def target(self, table: str) -> str:
         return f"duckdb://{_path(self, must_exist=False)}/main.{table}"
 
     def published_version(self, table: str) -> int | None:
+        return self._published().get(table)
+
+    def _published(self) -> dict[str, int]:
+        """Every mart's published gold version, read in one connection and kept while the
+        file is unchanged (a publish replaces the file, so its stat changes)."""
         path = _path(self, must_exist=False)
-        if not os.path.exists(path):
-            return None
-        con = duckdb.connect(path, read_only=True)
         try:
-            known = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                [sql.STATE_TABLE],
-            ).fetchall()[0][0]
-            found = con.execute(sql.published_version(table)).fetchall() if known else []
-        finally:
-            con.close()
-        return found[0][0] if found else None
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return {}
+        seen = (path, stat.st_mtime_ns, stat.st_size)
+        if self._versions_of != seen:
+            con = duckdb.connect(path, read_only=True)
+            try:
+                known = con.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                    [sql.STATE_TABLE],
+                ).fetchall()[0][0]
+                found = con.execute(sql.published_versions()).fetchall() if known else []
+            finally:
+                con.close()
+            self._versions, self._versions_of = dict(found), seen
+        return self._versions
 
     def write(self, change: Change) -> Moved:
         path = _path(self, must_exist=False)

@@ -97,6 +97,11 @@ def published_version(table: str, state: str = STATE_TABLE) -> str:
     return f"SELECT gold_version FROM {state} WHERE mart = {sql_literal(table)}"
 
 
+def published_versions(state: str = STATE_TABLE) -> str:
+    """(mart, gold version) of every published mart."""
+    return f"SELECT mart, gold_version FROM {state}"
+
+
 def replace_scope(change: Change, staged: str, scope: str | None) -> list[str]:
     """Statements making the rows of ``change``'s scope equal the ``staged`` rows: delete the
     scope's rows (``scope`` is a table of the scope's values, all rows when None), upsert the
