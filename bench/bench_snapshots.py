@@ -63,7 +63,9 @@ def snapshot(rows: int, changed: float, version: int) -> pl.DataFrame:
 def bring_in(raw: pl.DataFrame, entity, target: Location, diffed: bool) -> int:
     """Validate and merge ``raw`` into ``target`` (diffed first or not): rows merged."""
     if diffed:
-        raw = snapshots.changed(raw, entity, snapshots.current_state(target, entity))
+        raw = snapshots.changed(
+            raw, entity, snapshots.live(snapshots.current_state(target, entity))
+        )
     valid, _ = conform.split(raw, entity, None)
     properties = delta.commit_properties("bench", 2, {}, "bench-run")
     merge(target, entity, valid, properties)

@@ -206,6 +206,12 @@ def commit_properties(
     )
 
 
+def run_properties(run_id: str) -> CommitProperties:
+    """Commit properties of a commit of the run that is no batch's (no watermark, no app
+    transaction)."""
+    return CommitProperties(custom_metadata={RUN_ID_KEY: run_id, **lease.markers()})
+
+
 def check_not_committed(table: DeltaTable, properties: CommitProperties) -> None:
     """Refuse to commit a batch the table already holds (delta-rs would accept it again).
 

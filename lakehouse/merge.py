@@ -1,4 +1,9 @@
-"""The silver MERGE: upsert typed rows on the entity's key, reading only their partitions."""
+"""The silver MERGE: upsert typed rows on the entity's key, reading only their partitions.
+
+Rows of keys the target lacks are appended just before (``split_new``, ``append_new``): a
+MERGE reads every file of the partitions its rows touch, which for a fact table growing
+by appends costs more each day, and for an unpartitioned dimension means the whole table
+in memory."""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
+import pyarrow.compute as pc
 from deltalake import write_deltalake
 
 from lakehouse import delta
@@ -40,15 +46,7 @@ def merge(
     With ``replace`` (a backfill or full refresh), the target rows it covers that the source
     no longer has are deleted in the same commit.
     """
-    if DELETED_AT in entity.schema and DELETED_AT not in rows.columns:
-        rows = rows.with_columns(pl.lit(None, entity.schema[DELETED_AT]).alias(DELETED_AT))
-    source = rows.select(entity.schema.names() + [c for c in (VANISHED,) if c in rows.columns])
-    data = source.to_arrow()
-    schema = source.drop(VANISHED, strict=False).to_arrow().schema
-    partition = [entity.partition_column] if entity.partition_column else None
-    table = delta.ensure_table(target, schema, partition)
-    if delta.add_missing_columns(table, schema):  # e.g. the row hash, on a table made before it
-        table.update_incremental()
+    data, table, partition = _source_and_target(target, entity, rows)
     before = table.version()
     delta.check_not_committed(table, properties)
     on = " AND ".join(f"t.{k} = s.{k}" for k in entity.keys)
@@ -87,6 +85,71 @@ def merge(
     changes = ("inserted", "updated", "deleted")
     written = sum(metrics.get(f"num_target_rows_{change}", 0) for change in changes)
     return delta.WriteResult(target.name, target.uri, "merge", written, table.version())
+
+
+def split_new(
+    target: Location, entity: Entity, valid: pl.DataFrame, current: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(valid rows of keys the target holds no row of, the others). The first can be
+    appended: only the others need the MERGE, which reads every file of the partitions its
+    rows fall in (of the whole table, unpartitioned). ``current``: the target's keys, when
+    already read (a snapshot entity's state); else the keys of the rows' partitions are read,
+    two columns wide. An empty target takes every row in the batch's one commit instead."""
+    if valid.is_empty():
+        return valid, valid
+    keys = list(entity.keys)
+    if current is None:
+        table = delta.open_table(target)
+        if table is None or not table.file_uris():
+            return valid.head(0), valid
+        where = None
+        if entity.partition_column:
+            values = valid.get_column(entity.partition_column).drop_nulls().unique().to_list()
+            where = pc.field(entity.partition_column).isin(values)
+        dataset = table.to_pyarrow_dataset()
+        current = pl.from_arrow(dataset.to_table(columns=keys, filter=where))
+    # the batch's keys that the target holds: hashed on the batch side, usually the small one
+    known = current.select(keys).join(valid.select(keys), on=keys, how="semi", nulls_equal=True)
+    marked = valid.join(
+        known.with_columns(__known=pl.lit(True)), on=keys, how="left", nulls_equal=True
+    )
+    is_new = pl.col("__known").is_null()
+    return marked.filter(is_new).drop("__known"), marked.filter(~is_new).drop("__known")
+
+
+def append_new(
+    target: Location, entity: Entity, rows: pl.DataFrame, properties, run_id: str
+) -> delta.WriteResult:
+    """Append rows whose keys the target holds no row of, ahead of the batch's MERGE.
+
+    A commit of the run (it carries the run id) but not the batch's: neither its watermark
+    nor its app transaction. Killed after it, the batch is done again, and the rerun finds
+    these rows already in silver (for a snapshot entity, by their row hash)."""
+    data, table, partition = _source_and_target(target, entity, rows)
+    delta.check_not_committed(table, properties)  # the batch is not done, the lease held
+    write_deltalake(
+        table,
+        data,
+        mode="append",
+        partition_by=partition,
+        commit_properties=delta.run_properties(run_id),
+    )
+    table.update_incremental()
+    return delta.WriteResult(target.name, target.uri, "append", data.num_rows, table.version())
+
+
+def _source_and_target(target: Location, entity: Entity, rows: pl.DataFrame):
+    """(the rows as the merge or append source, the target table, its partition columns);
+    the table is created, or given the columns it lacks, from the rows' schema."""
+    if DELETED_AT in entity.schema and DELETED_AT not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, entity.schema[DELETED_AT]).alias(DELETED_AT))
+    source = rows.select(entity.schema.names() + [c for c in (VANISHED,) if c in rows.columns])
+    schema = source.drop(VANISHED, strict=False).to_arrow().schema
+    partition = [entity.partition_column] if entity.partition_column else None
+    table = delta.ensure_table(target, schema, partition)
+    if delta.add_missing_columns(table, schema):  # e.g. the row hash, on a table made before it
+        table.update_incremental()
+    return source.to_arrow(), table, partition
 
 
 def _when_vanished(merger, entity: Entity):

@@ -4,7 +4,10 @@ State per entity (app id ``silver:<entity>``), all in Delta logs:
   * the silver table's newest commit says which bronze version it has merged up to;
   * the quarantine table's commit for the same batch is written *first* and fixes the
     batch's bronze range, so a run killed between the two commits redoes the MERGE over
-    exactly the same rows, and never quarantines a row twice.
+    exactly the same rows, and never quarantines a row twice;
+  * a batch appends the rows of keys silver lacks just before its MERGE, in a commit of
+    the run that is not the batch's: redone after a crash, the batch finds those rows in
+    silver, and its MERGE rewrites them unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from loguru import logger
 
 from lakehouse import conform, delta, quarantine, rebuild, snapshots
 from lakehouse.declaration import Entity
-from lakehouse.merge import merge
+from lakehouse.merge import append_new, merge, split_new
 from lakehouse.quarantine import Policy
 from lakehouse.runs import RunMode
 from lakehouse.settings import ConfigError, did_you_mean
@@ -369,12 +372,13 @@ def _process(
     entity, batch, bronze, target, quarantined, app_id, run_id, parent_keys, policy, table=None
 ):
     raw = bronze_rows(bronze, batch, table)
-    read, gone = raw.height, None
+    read, gone, current = raw.height, None, None
     if entity.snapshot and not conform.missing_columns(raw.columns, entity):
         current = snapshots.current_state(target, entity)
-        if current is not None and entity.snapshot.vanished != "keep" and raw.height:
-            gone = snapshots.vanished(raw, entity, current)
-        raw = snapshots.changed(raw, entity, current)
+        live = snapshots.live(current)
+        if live is not None and entity.snapshot.vanished != "keep" and raw.height:
+            gone = snapshots.vanished(raw, entity, live)
+        raw = snapshots.changed(raw, entity, live)
     valid, rejected = conform.split(raw, entity, parent_keys, policy)
     properties = delta.commit_properties(app_id, batch.number, batch.watermark, run_id)
     results = []
@@ -389,6 +393,10 @@ def _process(
         f"silver/{entity.name}: {batch}: {read} rows read{unchanged}{vanished}, "
         f"{valid.height} valid, {rejected.height} rejected"
     )
+    fresh, valid = split_new(target, entity, valid, current)
+    if fresh.height:  # rows of new keys need no MERGE: appended ahead of it
+        appended = append_new(target, entity, fresh, properties, run_id)
+        results.append(replace(appended, inputs=(bronze.uri,)))
     if gone is not None and gone.height:
         valid = pl.concat(
             [valid.with_columns(pl.lit(False).alias(snapshots.VANISHED)), gone],

@@ -32,19 +32,25 @@ def _typed_keys(raw: pl.DataFrame, entity: Entity) -> list[pl.Expr]:
 
 
 def current_state(target: Location, entity: Entity) -> pl.DataFrame | None:
-    """The live keys of silver with their row hash (and partition value): one narrow read.
-    None when silver has no row hashes yet (a new table, or one written before them)."""
+    """Every key of silver with its row hash (and partition value; ``_deleted_at`` for a
+    ``soft_delete`` entity): one narrow read. None when silver has no row hashes yet (a new
+    table, or one written before them)."""
     table = delta.open_table(target)
     if table is None or ROW_HASH not in table.schema().to_arrow().names:
         return None
     columns = [*entity.keys, ROW_HASH]
     if entity.partition_column:
         columns.append(entity.partition_column)
-    deleted = entity.snapshot.vanished == "soft_delete"
-    rows = pl.from_arrow(
-        table.to_pyarrow_dataset().to_table(columns=columns + ([DELETED_AT] * deleted))
-    )
-    return rows.filter(pl.col(DELETED_AT).is_null()).drop(DELETED_AT) if deleted else rows
+    if entity.snapshot.vanished == "soft_delete":
+        columns.append(DELETED_AT)
+    return pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=columns))
+
+
+def live(current: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The keys of ``current_state`` not flagged as vanished."""
+    if current is None or DELETED_AT not in current.columns:
+        return current
+    return current.filter(pl.col(DELETED_AT).is_null()).drop(DELETED_AT)
 
 
 def changed(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame | None) -> pl.DataFrame:

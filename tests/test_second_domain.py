@@ -109,6 +109,54 @@ def test_a_late_view_recomputes_only_its_old_partition_and_a_rerun_writes_nothin
         assert_frame_equal(web.table(name), before[name])
 
 
+def _corrected(view: dict) -> dict:
+    return {**view, "page": "/pricing" if view["page"] != "/pricing" else "/"}
+
+
+def test_new_keys_are_appended_and_only_known_keys_merged_even_when_killed_between(
+    web, monkeypatch
+):
+    from lakehouse import silver
+
+    good = _land_first_drop(web)
+    for layer in ("bronze", "silver"):
+        web.run(layer)
+    views = DeltaTable(str(web.lake / "silver/page_views"))
+
+    fresh, fix = web_events.views(DAY_3, 20, "d3"), _corrected(good[0])
+    web_events.write_jsonl(web.landing / "page_views" / "views_2.jsonl", fresh + [fix])
+    web.run("bronze")
+    web.run("silver")
+    views.update_incremental()
+    merged, appended = views.history(2)
+    assert (appended["operation"], appended["operationMetrics"]["num_added_rows"]) == ("WRITE", 20)
+    assert "lakehouse.watermark" not in appended  # not the batch's commit: the MERGE is
+    assert merged["operation"] == "MERGE"
+    assert merged["operationMetrics"]["num_source_rows"] == 1  # only the corrected view
+    assert merged["operationMetrics"]["num_target_rows_updated"] == 1
+
+    more, fix_again = web_events.views(DAY_3, 10, "d3b"), _corrected(good[1])
+    web_events.write_jsonl(web.landing / "page_views" / "views_3.jsonl", more + [fix_again])
+    web.run("bronze")
+    before = views.version()
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed before the MERGE")
+
+    monkeypatch.setattr(silver, "merge", killed)
+    with pytest.raises(Exception, match="killed before the MERGE"):
+        web.run("silver")
+    views.update_incremental()
+    assert views.version() == before + 1  # the 10 new views only
+    monkeypatch.undo()
+
+    web.run("silver")
+    views.update_incremental()
+    assert views.history(1)[0]["operationMetrics"]["num_target_rows_inserted"] == 0
+    expected = web_events.expected_views(good + fresh + [fix] + more + [fix_again])
+    assert_frame_equal(_silver_views(web), expected)
+
+
 def test_a_full_refresh_takes_its_range_from_the_data(lakehouse, capfd):
     web_events.install(lakehouse.project, remove_demo=True)
     web = lakehouse

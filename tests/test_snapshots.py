@@ -132,10 +132,17 @@ def test_a_snapshot_merges_only_its_changed_and_new_rows_and_keeps_vanished_keys
 
     second, raised, gone = next_snapshot(first, changed=20, new=5, vanished=10)
     deliver(prices, "2031-03-02", second)
-    metrics = last_merge_metrics(prices)
-    assert metrics["num_source_rows"] == 25  # 1 % changed + 5 new: 4,000 rows landed in all
+    merged, appended = DeltaTable(str(prices.lake / "silver" / "prices")).history(2)
+    metrics = merged["operationMetrics"]  # of 4,000 rows landed, the 1 % changed
+    assert (merged["operation"], metrics["num_source_rows"]) == ("MERGE", 20)
     assert metrics["num_target_rows_updated"] == 20
-    assert metrics["num_target_rows_inserted"] == 5
+    assert metrics["num_target_rows_inserted"] == 0
+    # the 5 new keys were appended just before, in a commit that is not the batch's
+    assert (appended["operation"], appended["operationMetrics"]["num_added_rows"]) == (
+        "WRITE",
+        5,
+    )
+    assert "lakehouse.watermark" not in appended
     assert as_rows(silver(prices)) == second | {k: first[k] for k in gone}  # kept
     assert not (prices.lake / "_quarantine" / "prices").exists() or (
         prices.table("_quarantine/prices").height == 0
@@ -149,6 +156,42 @@ def test_a_snapshot_merges_only_its_changed_and_new_rows_and_keeps_vanished_keys
     assert (commit["operation"], commit["operationMetrics"]["num_added_rows"]) == ("WRITE", 0)
     assert prices.version("silver/prices") == before + 1
     assert as_rows(silver(prices)) == second | {k: first[k] for k in gone}
+
+
+@pytest.mark.parametrize("vanished", ["keep", "soft_delete"])
+def test_a_run_killed_between_the_append_of_new_keys_and_the_merge_is_completed_by_the_rerun(
+    prices, monkeypatch, vanished
+):
+    from lakehouse import silver as silver_module
+
+    declare(prices, vanished)
+    first = price_list(400)
+    deliver(prices, "2031-03-01", first)
+    second, raised, gone = next_snapshot(first, changed=6, new=9, vanished=3)
+    land(prices, "2031-03-02", second)
+    prices.run("bronze")
+    before = prices.version("silver/prices")
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed before the MERGE")
+
+    monkeypatch.setattr(silver_module, "merge", killed)
+    with pytest.raises(Exception, match="killed before the MERGE"):
+        prices.run("silver")
+    assert prices.version("silver/prices") == before + 1  # the 9 new keys only
+    assert silver(prices).height == 400 + 9
+    monkeypatch.undo()
+
+    prices.run("silver")
+    merged = last_merge_metrics(prices)  # the rerun found the new keys' rows unchanged
+    assert merged["num_target_rows_inserted"] == 0
+    assert merged["num_target_rows_updated"] == 6 + 3 * (vanished == "soft_delete")
+    rows = silver(prices)
+    assert rows.select("vendor", "sku").is_duplicated().sum() == 0
+    assert as_rows(rows) == second | {k: first[k] for k in gone}
+    if vanished == "soft_delete":
+        flagged = rows.filter(pl.col("_deleted_at").is_not_null())
+        assert sorted(zip(flagged["vendor"], flagged["sku"], strict=True)) == sorted(gone)
 
 
 def test_soft_delete_flags_a_vanished_key_and_clears_the_flag_when_it_returns(prices):
