@@ -124,17 +124,25 @@ def batch_rows(entity: Entity, max_cells: int) -> int:
     return max(1, max_cells // len(entity.columns))
 
 
+SLIVER = 8  # a commit of at most 1/8 of a batch joins the batch before it
+
+
 def _through(sizes: list[tuple[int, int, list]], max_rows: int, entity: Entity) -> int:
     """The last version of the longest prefix of ``sizes`` within ``max_rows`` (at least one).
 
+    A small commit (at most 1/``SLIVER`` of ``max_rows``) still joins a batch it would take
+    up to 1/``SLIVER`` over the bound: bronze tasks end in such remainders, and each would
+    otherwise be a batch of its own, with a MERGE of its own.
     For a snapshot source whose vanished keys are acted on, a cut never splits a snapshot:
     the commits that go on with the last one's snapshot come too.
     """
     whole = entity.snapshot is not None and entity.snapshot.vanished != "keep"
     total, last, groups = 0, sizes[0][0], set()
+    slack = max_rows // SLIVER
     for version, rows, files in sizes:
         these = {snapshots.group_of(f, entity) for f in files} if whole else set()
-        if total and total + rows > max_rows and not (these & groups):
+        fits = total + rows <= max_rows or (rows <= slack and total + rows <= max_rows + slack)
+        if total and not fits and not (these & groups):
             break
         total, last, groups = total + rows, version, these
     return last

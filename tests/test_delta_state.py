@@ -1,12 +1,16 @@
-"""State read back from the Delta log: app transactions, across a checkpoint."""
+"""State read back from the Delta log (app transactions, across a checkpoint), and the
+silver batches planned from bronze commit sizes."""
 
 from __future__ import annotations
+
+from functools import partial
+from types import SimpleNamespace
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.transaction import CommitProperties, Transaction
 
-from lakehouse import delta
+from lakehouse import delta, silver
 from lakehouse.storage import Location
 
 
@@ -40,3 +44,12 @@ def test_the_watermark_is_found_behind_many_other_commits(tmp_path):
     table = DeltaTable(location.uri)
     assert delta.last_watermark(table, "silver:x", depth=3)["bronze_through"] == 7
     assert delta.last_watermark(table, "gold:y", depth=3) is None
+
+
+def test_a_batch_takes_a_bronze_remainder_along_but_stays_within_an_eighth_over():
+    plain = SimpleNamespace(snapshot=None)  # an entity that is no snapshot source
+    cut = partial(silver._through, max_rows=8_000, entity=plain)  # bronze's 7,900 + remainders
+    assert cut([(3, 7_900, []), (4, 900, []), (5, 7_900, [])]) == 4
+    assert cut([(3, 7_500, []), (4, 900, []), (5, 900, [])]) == 4  # 9,300 would be too far
+    assert cut([(3, 4_100, []), (4, 4_100, [])]) == 3  # not a remainder: over is over
+    assert cut([(3, 9_000, []), (4, 100, [])]) == 3  # one commit alone may exceed the bound
