@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -138,6 +139,37 @@ def app_transactions(location: Location) -> dict[str, int]:
                 if txn:
                     versions[txn["appId"]] = txn["version"]
     return versions
+
+
+def appended_files(location: Location, table: DeltaTable, after: int, through: int):
+    """(version, data file URI) of the files that commits ``(after, through]`` added, oldest
+    first, read from their log entries; None unless each of those commits only added whole
+    files to an unpartitioned table without column mapping (a compaction, a delete or a
+    cleaned-up log entry: ``load_cdf`` then reads the changes)."""
+    metadata = table.metadata()
+    if metadata.partition_columns or metadata.configuration.get(
+        "delta.columnMapping.mode", "none"
+    ) not in ("none", None):
+        return None
+    fs, log = location.fs, location.child("_delta_log").uri
+    files = []
+    for version in range(after + 1, through + 1):
+        try:
+            entry = fs.cat_file(f"{log}/{version:020d}.json").decode()
+        except FileNotFoundError:
+            return None
+        for line in entry.splitlines():
+            action = json.loads(line)
+            if "remove" in action or "cdc" in action:
+                return None
+            add = action.get("add")
+            if add is None:
+                continue
+            if add.get("deletionVector") or not add.get("dataChange", True):
+                return None
+            path = unquote(add["path"])
+            files.append((version, path if "://" in path else location.child(path).uri))
+    return files
 
 
 def _last_checkpoint(fs, log: str) -> tuple[int, int | None] | None:

