@@ -278,7 +278,7 @@ def split(
             )
     rejected = pl.concat(rejected, how="diagonal_relaxed").drop("__row", strict=False)
     valid = without_raw(valid)
-    contracts.check_table(valid.select(list(entity.columns)), contracts.table_schema(entity), table)
+    contracts.check_table(valid.select(list(entity.columns)), contracts.grain_schema(entity), table)
     return with_partition(valid, entity), rejected
 
 

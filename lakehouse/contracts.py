@@ -2,10 +2,10 @@
 
 Silver rows are checked in two steps: ``row_schema`` holds the per-row rules (types, ranges,
 allowed values, patterns, lengths, date bounds) and runs before deduplication, so a
-defective copy can never supersede a good row; ``table_schema`` adds the grain (unique keys)
-and runs on what is about to be merged. Gold marts are checked whole before they are
-written. An entity's ``model`` (a pandera model or a row check, by dotted path) is applied
-beside the declared rules.
+defective copy can never supersede a good row; ``grain_schema`` (types, nulls and unique
+keys, the row rules being met already) runs on what is about to be merged. Gold marts are
+checked whole (``table_schema``) before they are written. An entity's ``model`` (a pandera
+model or a row check, by dotted path) is applied beside the declared rules.
 """
 
 from __future__ import annotations
@@ -96,6 +96,20 @@ def table_schema(entity: Entity) -> pa.DataFrameSchema:
         strict=False,
         name=entity.name,
         description=entity.grain or None,
+    )
+
+
+def grain_schema(entity: Entity) -> pa.DataFrameSchema:
+    """What rows that passed ``row_schema`` must still meet once deduplicated: their types,
+    their nulls and the grain (unique keys); the row rules are not checked twice."""
+    return pa.DataFrameSchema(
+        {
+            column: pa.Column(dtype, nullable=column in entity.nullable)
+            for column, dtype in entity.columns.items()
+        },
+        unique=list(entity.keys),
+        strict=False,
+        name=entity.name,
     )
 
 
