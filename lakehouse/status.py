@@ -2,9 +2,11 @@
 
 The run is the one whose id the table's last commit carries, with its status in the ledger.
 
-A table's age is the time since its last commit. Every successful run commits to the tables
-it owns even when nothing was new (the watermark moves), so an old table means its pipeline
-has not succeeded since. Rows are counted from the Delta log (no data file is read).
+A table's age is the time since its last commit. A run commits to a table when its upstream
+brought something new (a batch's watermark moves even when none of its rows changed the
+table), not when there was nothing to read: an old table means that no new data reached it,
+or that its pipeline has not succeeded since (the last run's status tells which). Rows are
+counted from the Delta log (no data file is read).
 """
 
 from __future__ import annotations
