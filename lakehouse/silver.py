@@ -7,7 +7,7 @@ State per entity (app id ``silver:<entity>``), all in Delta logs:
     exactly the same rows, and never quarantines a row twice;
   * a batch appends the rows of keys silver lacks just before its MERGE, in a commit of
     the run that is not the batch's: redone after a crash, the batch finds those rows in
-    silver, and its MERGE rewrites them unchanged.
+    silver, and its MERGE leaves them as they are.
 """
 
 from __future__ import annotations
