@@ -23,10 +23,15 @@ MIN_YEAR, MAX_YEAR = 1, 9999  # Python's dates: a year outside breaks every read
 TRUE_TEXT, FALSE_TEXT = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
 
 
-def row_hash(entity: Entity) -> pl.Expr:
-    """The hash of a snapshot entity's columns as they arrived (``_row_hash``; stable within a
-    Polars version: after an upgrade the first snapshot counts every row as changed, once)."""
-    return pl.struct(list(entity.columns)).hash(seed=0).reinterpret(signed=True).alias(ROW_HASH)
+def with_row_hash(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
+    """``raw`` with the hash of each row's entity columns as they arrived (``_row_hash``).
+
+    Stable within a Polars version: after an upgrade (or from a table hashed the earlier
+    way) the first snapshot counts every row as changed, once. ``hash_rows`` hashes the
+    columns where they lie, 5-10x faster than hashing them as a struct.
+    """
+    hashes = raw.select(list(entity.columns)).hash_rows(seed=0).reinterpret(signed=True)
+    return raw.with_columns(hashes.alias(ROW_HASH))
 
 
 def missing_columns(raw_columns: list[str], entity: Entity) -> list[str]:
@@ -247,7 +252,7 @@ def split(
         )
     table = f"silver/{entity.name}"
     if entity.snapshot and ROW_HASH not in raw.columns:
-        raw = raw.with_columns(row_hash(entity))
+        raw = with_row_hash(raw, entity)
     rows = conformed(raw, entity)
     broken = rows.filter(pl.col("_rule").is_not_null())
     rejected = [with_reasons(broken, entity).with_columns(_raw=raw_text(broken))]

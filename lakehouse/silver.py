@@ -407,7 +407,8 @@ def _process(
         rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
         if isinstance(batch, ColumnBatch):  # windows overlap by the lookback
             rows = quarantine.not_yet_quarantined(quarantined, rows)
-        results.append(quarantine.append(quarantined, rows, properties))
+        if rows.height:  # no rejects, no commit: a rerun finds none again
+            results.append(quarantine.append(quarantined, rows, properties))
     unchanged = f", {read - raw.height} unchanged" if entity.snapshot else ""
     vanished = f", {gone.height} vanished" if gone is not None else ""
     logger.debug(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from lakehouse import delta
-from lakehouse.conform import ORDER_OF_ARRIVAL, row_hash, typed
+from lakehouse.conform import ORDER_OF_ARRIVAL, typed, with_row_hash
 from lakehouse.declaration import DELETED_AT, ROW_HASH, Entity
 from lakehouse.storage import Location
 
@@ -56,16 +56,26 @@ def live(current: pl.DataFrame | None) -> pl.DataFrame | None:
 def changed(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame | None) -> pl.DataFrame:
     """The raw rows (with ``_row_hash``) that change something: every row of a key whose rows
     all carry the hash silver holds for it is dropped, and so is a copy of a row that a later
-    snapshot of the batch repeats (the latest stays)."""
-    keys = [f"__key_{k}" for k in entity.keys]
-    marked = raw.with_columns(row_hash(entity), *_typed_keys(raw, entity))
-    if current is not None:  # the hash covers the key: a known hash is a known (key, row)
-        known = pl.col(ROW_HASH).is_in(current.get_column(ROW_HASH).implode())
-        touched = marked.filter(~known).select(keys).unique()
-        marked = marked.join(touched, on=keys, how="semi", nulls_equal=True)
+    snapshot of the batch repeats (the latest stays).
+
+    The work is done on a narrow frame (hash, arrival order, row number, typed keys); the
+    batch itself is filtered once, in its own order.
+    """
+    marked = with_row_hash(raw, entity)
     order = [c for c in ORDER_OF_ARRIVAL if c in raw.columns]
-    latest = marked.sort(order).unique(subset=[*keys, ROW_HASH], keep="last", maintain_order=True)
-    return latest.drop(keys)
+    narrow = marked.select(ROW_HASH, *order).with_row_index("__row")
+    if current is not None:  # the hash covers the key: a known hash is a known (key, row)
+        keys = [f"__key_{k}" for k in entity.keys]
+        narrow = narrow.with_columns(raw.select(_typed_keys(raw, entity)))
+        known = pl.col(ROW_HASH).is_in(current.get_column(ROW_HASH).implode())
+        touched = narrow.filter(~known).select(keys).unique()
+        narrow = narrow.join(touched, on=keys, how="semi", nulls_equal=True)
+    copied = pl.col(ROW_HASH).is_duplicated()  # a row repeated by a later snapshot
+    latest_copies = (
+        narrow.filter(copied).sort([*order, "__row"]).unique(subset=[ROW_HASH], keep="last")
+    )
+    kept = pl.concat([narrow.filter(~copied)["__row"], latest_copies["__row"]])
+    return marked.filter(pl.int_range(pl.len(), dtype=pl.UInt32).is_in(kept.implode()))
 
 
 def snapshot_of(entity: Entity) -> pl.Expr:
@@ -79,7 +89,8 @@ def snapshot_of(entity: Entity) -> pl.Expr:
 def _newest_snapshot_keys(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
     """The typed keys of the rows of the batch's newest snapshot."""
     order = [c for c in ORDER_OF_ARRIVAL if c in raw.columns]
-    newest = raw.sort(order).select(snapshot_of(entity).last()).item()
+    arrivals = raw.select(*order, snapshot_of(entity).alias("__snapshot")).sort(order)
+    newest = arrivals.get_column("__snapshot").last()
     delivered = raw.filter(snapshot_of(entity) == newest).select(_typed_keys(raw, entity))
     return delivered.rename({f"__key_{k}": k for k in entity.keys})
 
