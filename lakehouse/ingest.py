@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pyarrow as pa
+from deltalake import DeltaTable
 from deltalake.transaction import AddAction, Transaction
 from loguru import logger
 
@@ -123,12 +124,16 @@ def _comparable(dtype: pa.DataType) -> pa.DataType:
     )
 
 
-def _lineage(frame: pl.DataFrame, file: LandingFile, run_id: str, ingested_at) -> pl.DataFrame:
-    return frame.with_columns(
-        _source_file=pl.lit(file.relative, pl.String),
-        _ingested_at=pl.lit(ingested_at, LINEAGE["_ingested_at"]),
-        _run_id=pl.lit(run_id, pl.String),
-    )
+def _run_lineage(run_id: str, ingested_at: datetime) -> list[pl.Expr]:
+    """The run's lineage columns but ``_source_file`` (made once per task, not per file)."""
+    return [
+        pl.lit(ingested_at, LINEAGE["_ingested_at"]).alias("_ingested_at"),
+        pl.lit(run_id, pl.String).alias("_run_id"),
+    ]
+
+
+def _with_lineage(frame: pl.DataFrame, file: LandingFile, run: list[pl.Expr]) -> pl.DataFrame:
+    return frame.with_columns(pl.lit(file.relative, pl.String).alias("_source_file"), *run)
 
 
 def _write_staged(table: Location, frames: list, run_id: str) -> list[StagedFile]:
@@ -155,9 +160,10 @@ def stage(
     expected = pa.schema(table.schema().to_arrow()) if table is not None else None
     outcomes: list[StagedFile | BadFile] = []
     pending: list[tuple[LandingFile, pl.DataFrame]] = []
+    run = _run_lineage(run_id, ingested_at)
     for file in files:
         try:
-            rows = _lineage(read_landing_file(file, expected), file, run_id, ingested_at)
+            rows = _with_lineage(read_landing_file(file, expected), file, run)
         except BadFileError as error:
             outcomes.append(BadFile(file, error.kind, str(error)))
             continue
@@ -182,11 +188,21 @@ def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
 
 
 def commit_staged(
-    table_location: Location, source: str, staged: list[StagedFile], run_id: str
+    table_location: Location,
+    source: str,
+    staged: list[StagedFile],
+    run_id: str,
+    opened: dict[str, DeltaTable] | None = None,
 ) -> delta.WriteResult:
-    """Add the staged files to the bronze table in one commit with their file watermarks."""
+    """Add the staged files to the bronze table in one commit with their file watermarks.
+
+    ``opened``: the tables this run has committed to so far, by URI (kept up to date here),
+    so that a table taking many commits is opened once, not once per commit.
+    """
     schema = _unified_schema([s.schema for s in staged])
-    table = delta.ensure_table(table_location, schema)
+    opened = {} if opened is None else opened
+    table = opened.get(table_location.uri) or delta.ensure_table(table_location, schema)
+    opened[table_location.uri] = table
     added = delta.add_missing_columns(table, schema)
     if added:
         logger.warning(f"bronze/{source}: new column(s) {', '.join(added)} added to the table")

@@ -44,6 +44,7 @@ SCHEMA = pa.schema(
     ]
 )
 ATTEMPTS = 20  # concurrent runs of other pipelines commit to the ledger too
+MAX_FILES = 16  # more than this and the ledger is compacted and checkpointed (record_end)
 
 
 def location(lake_root: str) -> Location:
@@ -143,16 +144,31 @@ def record_start(ledger: Location, run: Run) -> None:
 def record_end(ledger: Location, run: Run) -> None:
     """Complete this run's row with its outcome and what it wrote."""
     row = _row(run, _table_writes(run))
-    _committed(
-        lambda: (
-            DeltaTable(ledger.uri, storage_options=ledger.delta_options)
-            .merge(row, "t.run_id = s.run_id", source_alias="s", target_alias="t")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
-        )
-    )
+
+    def merge_row() -> DeltaTable:
+        table = DeltaTable(ledger.uri, storage_options=ledger.delta_options)
+        table.merge(
+            row, "t.run_id = s.run_id", source_alias="s", target_alias="t"
+        ).when_matched_update_all().when_not_matched_insert_all().execute()
+        return table
+
+    table = _committed(merge_row)
     logger.debug(f"{run.pipeline}: run {run.run_id} recorded in {ledger.name} ({run.status})")
+    _keep_compact(ledger, table)
+
+
+def _keep_compact(ledger: Location, table: DeltaTable) -> None:
+    """Every run adds a small file and two commits; read back on each run start and end, a
+    ledger of hundreds of files costs 0.1-0.2 s a run. Past ``MAX_FILES`` they are compacted
+    into one and the log checkpointed. Best effort: a ledger commit of a concurrent run that
+    wins the race leaves it to the next run."""
+    if len(table.file_uris()) <= MAX_FILES:
+        return
+    try:
+        table.optimize.compact()
+        table.create_checkpoint()
+    except CommitFailedError as error:
+        logger.debug(f"{ledger.name}: compaction left to a later run ({error})")
 
 
 def read(ledger: Location) -> pa.Table:

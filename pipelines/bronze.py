@@ -210,9 +210,10 @@ def bronze_tables(
     recorded = ingest.record_bad_files(lake, bad, run_id)
     if recorded is not None:
         results.append(recorded)
+    opened = {}  # each table opened once for all its commits
     for group in ingest.commit_groups(staged, max_rows_per_commit):
         source = group[0].file.source
-        result = ingest.commit_staged(group[0].file.table, source, group, run_id)
+        result = ingest.commit_staged(group[0].file.table, source, group, run_id, opened)
         logger.debug(f"bronze: {result} ({len(group)} files)")
         results.append(result)
     return results

@@ -88,3 +88,36 @@ def test_maintenance_compacts_and_vacuums_without_changing_data(lakehouse):
     silver_before = lakehouse.table("silver/orders").height
     lakehouse.run("daily")  # the change data feed still reads right after compaction
     assert lakehouse.table("silver/orders").height > silver_before
+
+
+def test_the_run_ledger_compacts_itself_and_keeps_one_row_per_run(tmp_path):
+    """Each run adds a file to the ledger; past ``MAX_FILES`` a run's end compacts them and
+    checkpoints the log, so reading the ledger at each run start stays cheap for years."""
+    from pathlib import Path
+
+    import polars as pl
+    from deltalake import DeltaTable
+
+    from lakehouse import ledger
+    from lakehouse.hooks import Run
+    from lakehouse.storage import Location
+
+    where = ledger.location(str(tmp_path / "lake"))
+    runs = []
+    for number in range(ledger.MAX_FILES + 4):
+        run = Run(f"sensor_{number % 3}", f"run-{number:03d}", Path(tmp_path), {"n": number})
+        ledger.record_start(where, run)
+        run.finish(
+            "succeeded" if number % 5 else "failed",
+            error=ValueError("bad") if number % 5 == 0 else None,
+        )
+        ledger.record_end(where, run)
+        runs.append(run)
+        files = len(DeltaTable(where.uri).file_uris())
+        assert files <= ledger.MAX_FILES, f"run {number}: {files} files"
+    table = DeltaTable(where.uri)
+    assert Location.from_uri(where.uri).child("_delta_log", "_last_checkpoint").exists()
+    rows = pl.from_arrow(table.to_pyarrow_table()).sort("run_id")
+    assert rows["run_id"].to_list() == [r.run_id for r in runs]
+    assert rows["status"].to_list() == [r.status for r in runs]
+    assert rows["error_type"].to_list() == [r.error_type for r in runs]
