@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 from deltalake import write_deltalake
@@ -25,6 +25,9 @@ from lakehouse import contracts, delta
 from lakehouse.declaration import Entity
 from lakehouse.runs import RunMode
 from lakehouse.storage import Location
+
+if TYPE_CHECKING:
+    import duckdb
 
 ALL_DATES = (date.min, date.max)  # a full refresh asks a mart's range_sql for everything
 
@@ -120,10 +123,12 @@ def _changed_rows(table, after: int, columns: list[str]) -> pa.Table:
 
 @dataclass
 class SilverSnapshot:
-    """The silver tables one gold run reads, opened once, registered in one DuckDB connection."""
+    """The silver tables one gold run reads, opened once, registered in one DuckDB connection
+    (made when first asked for: a run with nothing to recompute never imports DuckDB)."""
 
     tables: dict
-    con: duckdb.DuckDBPyConnection
+    prune: dict[str, str] = field(default_factory=dict)
+    _con: duckdb.DuckDBPyConnection | None = None
 
     @classmethod
     def open(
@@ -144,11 +149,22 @@ class SilverSnapshot:
                 f"gold needs silver/{', silver/'.join(missing)}, which does not exist yet "
                 f"(has silver run, and do its entities declare {', '.join(missing)}?)"
             )
-        con = duckdb.connect()
-        for name, table in tables.items():
-            predicate = (prune or {}).get(name)
-            con.register(name, table.to_pyarrow_dataset(file_pruning_predicate=predicate))
-        return cls(tables, con)
+        return cls(tables, prune or {})
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            import duckdb
+
+            self._con = duckdb.connect()
+            for name, table in self.tables.items():
+                dataset = table.to_pyarrow_dataset(file_pruning_predicate=self.prune.get(name))
+                self._con.register(name, dataset)
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
 
     @property
     def versions(self) -> dict[str, int]:
@@ -219,6 +235,8 @@ def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> M
         sql = mart.range_sql.format(first=first, last=last, **mart.params)
         touched = silver.con.sql(sql).to_arrow_table()
         watermark = current if mode.full_refresh else previous  # a backfill moves no watermark
+    elif read == previous["silver_versions"]:  # silver has not moved: nothing to recompute
+        touched, watermark = pa.table({mart.column: pa.array([], pa.null())}), current
     else:
         silver.register_changes(mart, previous["silver_versions"])  # only increments read it
         touched = silver.con.sql(mart.touched_sql.format(**mart.params)).to_arrow_table()
@@ -267,7 +285,7 @@ def compute(task: PartTask) -> MartPart:
     rows = silver.con.sql(
         mart.compute_sql.format(first=first, last=last, **mart.params)
     ).to_arrow_table()
-    silver.con.close()
+    silver.close()
     mart.check(rows)
     return MartPart(mart.name, rows)
 

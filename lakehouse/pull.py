@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
@@ -80,6 +79,8 @@ def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
 def with_lineage(rows: pa.Table, origin: str, run_id: str, ingested_at: datetime) -> pa.Table:
     """``rows`` with ``_row_md5`` (identity of the row version) and the lineage columns,
     duplicates within the batch dropped; text columns as plain ``string``."""
+    import duckdb  # only table sources need it
+
     con = duckdb.connect()
     con.register("batch", rows)
     hashed = con.sql(

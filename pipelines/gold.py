@@ -60,7 +60,7 @@ def mart_plans(
 ) -> list[gold.MartPlan]:
     """Per mart, what this run recomputes (read in the driver from the change data feed)."""
     plans = [gold.plan(lake, silver_snapshot, mart, run_mode) for mart in marts]
-    silver_snapshot.con.close()
+    silver_snapshot.close()
     return plans
 
 

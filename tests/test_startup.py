@@ -84,3 +84,19 @@ def test_the_installed_environment_patches_the_flowerpower_command(tmp_path):
         [sys.executable, str(program)], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert shown == "lakehouse_startup"
+
+
+def test_pipelines_that_need_no_duckdb_do_not_import_it():
+    """DuckDB takes 0.1 s to import; bronze, silver and status never use it (unless a table
+    source or sink of that kind is declared), nor does gold when silver has not moved."""
+    probe = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, "pipelines")
+        import bronze, silver, status, gold, publish
+        from lakehouse import gold as engine
+        print(sorted(m for m in ("duckdb",) if m in sys.modules))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

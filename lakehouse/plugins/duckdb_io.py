@@ -13,11 +13,16 @@ import os
 import shutil
 from collections.abc import Iterator
 
-import duckdb
 import pyarrow as pa
 
 from lakehouse.plugins import BATCH_ROWS, Change, Moved, PluginError, Sink, register, sql
 from lakehouse.storage import absolute_uri, is_local
+
+
+def _connect(path: str, read_only: bool = False):
+    import duckdb  # here, not at the top: every pipeline imports the plugins, few use DuckDB
+
+    return duckdb.connect(path, read_only=read_only)
 
 
 def _path(plugin, must_exist: bool) -> str:
@@ -41,7 +46,7 @@ class DuckDBSource(sql.SqlSource):
     required = ("path",)
 
     def execute(self, query: str) -> Iterator[pa.RecordBatch]:
-        con = duckdb.connect(_path(self, must_exist=True), read_only=True)
+        con = _connect(_path(self, must_exist=True), read_only=True)
         try:
             yield from con.execute(query).to_arrow_reader(BATCH_ROWS)
         finally:
@@ -74,7 +79,7 @@ class DuckDBSink(Sink):
             return {}
         seen = (path, stat.st_mtime_ns, stat.st_size)
         if self._versions_of != seen:
-            con = duckdb.connect(path, read_only=True)
+            con = _connect(path, read_only=True)
             try:
                 known = con.execute(
                     "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
@@ -97,7 +102,7 @@ class DuckDBSink(Sink):
         if os.path.exists(path):
             shutil.copyfile(path, working)
         moved = Moved()
-        con = duckdb.connect(working)
+        con = _connect(working)
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute(sql.create_table(change.table, change.schema, change.keys))
