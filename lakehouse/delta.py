@@ -282,6 +282,21 @@ def record_watermark_only(table: DeltaTable, properties: CommitProperties) -> No
     table.update_incremental()
 
 
+def read_where(dataset, filter=None, columns: list[str] | None = None) -> pa.Table:
+    """``dataset.to_table(columns, filter)``, also for files that store text as
+    ``string_view``: delta-rs writes those in MERGE and OPTIMIZE, and PyArrow 26 has no kernel
+    comparing them with a text literal (``ArrowNotImplementedError``). Such a read is done
+    again without the filter pushed down, the batches filtered as they come."""
+    try:
+        return dataset.to_table(columns=columns, filter=filter)
+    except pa.ArrowNotImplementedError:
+        if filter is None:
+            raise
+    kept = (pa.Table.from_batches([b]).filter(filter) for b in dataset.to_batches())
+    rows = pa.concat_tables([dataset.schema.empty_table(), *kept])
+    return rows.select(columns) if columns is not None else rows
+
+
 def sql_literal(value) -> str:
     """A value as a SQL literal (deltalake predicates, DuckDB, PostgreSQL); dates and times
     as ISO text, which each compares to its column's type."""

@@ -111,10 +111,10 @@ def record_start(ledger: Location, run: Run) -> None:
     """Mark runs of this pipeline left ``running`` as abandoned; add this run's row."""
     check_conditional_put(ledger)  # the first write of a run: refuse an unsafe store here
     table = delta.ensure_table(ledger, SCHEMA)
-    left = (
-        table.to_pyarrow_dataset()
-        .filter((pc.field("pipeline") == run.pipeline) & (pc.field("status") == "running"))
-        .to_table(columns=["run_id"])
+    left = delta.read_where(
+        table.to_pyarrow_dataset(),
+        (pc.field("pipeline") == run.pipeline) & (pc.field("status") == "running"),
+        ["run_id"],
     )
     if left.num_rows:
         logger.warning(

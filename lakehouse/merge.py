@@ -107,7 +107,7 @@ def split_new(
             values = valid.get_column(entity.partition_column).drop_nulls().unique().to_list()
             where = pc.field(entity.partition_column).isin(values)
         dataset = table.to_pyarrow_dataset()
-        current = pl.from_arrow(dataset.to_table(columns=keys, filter=where))
+        current = pl.from_arrow(delta.read_where(dataset, where, keys))
     # the batch's keys that the target holds: hashed on the batch side, usually the small one
     known = current.select(keys).join(valid.select(keys), on=keys, how="semi", nulls_equal=True)
     marked = valid.join(

@@ -107,8 +107,17 @@ def rows(mart: Mart, column: str | None, values: tuple) -> Iterator[pa.RecordBat
     if column and not values:
         return
     dataset = mart.table.to_pyarrow_dataset()
-    where = pc.field(column).isin(pa.array(values)) if column else None
-    yield from dataset.to_batches(filter=where, batch_size=BATCH_ROWS)
+    if column is None or column in mart.table.metadata().partition_columns:
+        where = pc.field(column).isin(pa.array(values)) if column else None
+        yield from dataset.to_batches(filter=where, batch_size=BATCH_ROWS)  # partitions pruned
+        return
+    # keys: filtered here, not in the scan (which cannot compare the string_view text that
+    # delta-rs's MERGE writes with a literal: lakehouse.delta.read_where)
+    wanted = pa.array(values, dataset.schema.field(column).type)
+    for batch in dataset.to_batches(batch_size=BATCH_ROWS):
+        kept = batch.filter(pc.is_in(batch.column(column), value_set=wanted))
+        if kept.num_rows:
+            yield kept
 
 
 def plan(mart: Mart, sink: Sink, whole: bool = False) -> Change | None:

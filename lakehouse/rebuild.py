@@ -77,7 +77,7 @@ def bronze_rows_between(dataset, entity: Entity, dates: tuple[date, date] | None
     every row)."""
     if dates is None:
         return pl.from_arrow(dataset.to_table())
-    rows = pl.from_arrow(dataset.to_table(filter=_pushdown(entity, dataset.schema, *dates)))
+    rows = pl.from_arrow(delta.read_where(dataset, _pushdown(entity, dataset.schema, *dates)))
     day = conform.raw_partition_value(entity, rows.schema)
     return rows.filter(day.is_between(*dates))
 

@@ -242,7 +242,7 @@ def plan_column_batch(
     dataset = table.to_pyarrow_dataset()
     dtype = dataset.schema.field(column).type
     window = None if since is None else pc.field(column) >= _as_column_value(since, dtype)
-    upto = _newest(pl.from_arrow(dataset.to_table(columns=[column], filter=window)).to_series())
+    upto = _newest(pl.from_arrow(delta.read_where(dataset, window, [column])).to_series())
     if upto is None:
         return None
     return ColumnBatch(done["batch"] + 1, column, since, upto, False, table.version())
@@ -269,7 +269,7 @@ def bronze_rows(bronze: Location, batch: Batch | ColumnBatch, table=None) -> pl.
         window = column <= _as_column_value(batch.upto, dtype)
         if batch.since is not None:
             window = window & (column >= _as_column_value(batch.since, dtype))
-        return pl.from_arrow(dataset.to_table(filter=window))
+        return pl.from_arrow(delta.read_where(dataset, window))
     table = table or delta.open_table(bronze)
     files = delta.appended_files(bronze, table, batch.after, batch.through)
     if files is not None:  # plain appends: their Parquet files read as they are, 2-3x faster

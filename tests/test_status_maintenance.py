@@ -121,3 +121,45 @@ def test_the_run_ledger_compacts_itself_and_keeps_one_row_per_run(tmp_path):
     assert rows["run_id"].to_list() == [r.run_id for r in runs]
     assert rows["status"].to_list() == [r.status for r in runs]
     assert rows["error_type"].to_list() == [r.error_type for r in runs]
+
+
+def test_a_run_starts_when_the_ledger_holds_merged_text(tmp_path):
+    """A ledger file rewritten by delta-rs (a MERGE, a compaction) stores text as
+    string_view; finding the runs left ``running`` must still work on it."""
+    from pathlib import Path
+
+    import polars as pl
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    from lakehouse import ledger
+    from lakehouse.hooks import Run
+
+    where = ledger.location(str(tmp_path / "lake"))
+    killed = Run("loader", "run-killed", Path(tmp_path), {})
+    ledger.record_start(where, killed)  # never ends: killed
+    for number in range(3):
+        run = Run(("loader", "mailer")[number % 2], f"run-{number}", Path(tmp_path), {})
+        ledger.record_start(where, run)
+        run.finish("failed" if number else "succeeded", error=ValueError("x") if number else None)
+        ledger.record_end(where, run)
+    table = DeltaTable(where.uri)
+    every_row = table.to_pyarrow_table()
+    table.merge(
+        every_row, "t.run_id = s.run_id", source_alias="s", target_alias="t"
+    ).when_matched_update_all().execute()  # one file of every row, as MERGE writes it
+    table = DeltaTable(where.uri)
+    assert {str(pq.read_schema(uri).field("status").type) for uri in table.file_uris()} == {
+        "string_view"
+    }
+
+    ledger.record_start(where, Run("loader", "run-next", Path(tmp_path), {}))
+    rows = pl.from_arrow(DeltaTable(where.uri).to_pyarrow_table())
+    status = dict(zip(rows["run_id"], rows["status"], strict=True))
+    assert status == {
+        "run-killed": "abandoned",
+        "run-0": "succeeded",
+        "run-1": "failed",
+        "run-2": "failed",
+        "run-next": "running",
+    }
