@@ -2,9 +2,10 @@
 
 State per entity (app id ``silver:<entity>``), all in Delta logs:
   * the silver table's newest commit says which bronze version it has merged up to;
-  * the quarantine table's commit for the same batch is written *first* and fixes the
+  * a batch with rejected rows writes their quarantine commit *first*, which fixes the
     batch's bronze range, so a run killed between the two commits redoes the MERGE over
-    exactly the same rows, and never quarantines a row twice;
+    exactly the same rows, and never quarantines a row twice (a batch without rejects
+    writes none: killed, it is planned again from the silver watermark);
   * a batch appends the rows of keys silver lacks just before its MERGE, in a commit of
     the run that is not the batch's: redone after a crash, the batch finds those rows in
     silver, and its MERGE leaves them as they are.
@@ -175,12 +176,12 @@ def plan_batch(
             "its bronze version, so kind: version cannot tell where to go on: set kind back "
             "to column, or rebuild it with --inputs '{\"full_refresh\": true}'"
         )
+    current = bronze_table.version()
+    if current <= done["bronze_through"]:  # so no batch is pending either: it would cover
+        return None  # bronze versions after the watermark, and there are none
     pending = delta.last_watermark(delta.open_table(quarantine), app_id)
     if pending and pending["batch"] == done["batch"] + 1:
         return Batch(pending["batch"], done["bronze_through"], pending["bronze_through"], True)
-    current = bronze_table.version()
-    if current <= done["bronze_through"]:
-        return None
     sizes = _rows_per_version(bronze_table, done["bronze_through"], current)
     through = _through(sizes, batch_rows(entity, max_cells), entity)
     return Batch(done["batch"] + 1, done["bronze_through"], through, False)

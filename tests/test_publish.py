@@ -374,3 +374,39 @@ def test_a_mart_keyed_by_text_is_published_by_key_after_a_merge(tmp_path):
     ]
     read = delta.read_where(table.to_pyarrow_dataset(), pc.field("page") >= "/c", ["views"])
     assert sorted(read.column("views").to_pylist()) == [3, 4]
+
+
+def test_a_duckdb_sink_remembers_what_it_holds_until_the_file_changes(tmp_path):
+    """A run with nothing to publish asks the sink which gold version it holds: noted beside
+    the file with the file's stat, it needs no DuckDB; any change to the file sends the
+    next run back to the database."""
+    from lakehouse import plugins
+    from lakehouse.plugins import sql
+
+    path = tmp_path / "bi" / "marts.duckdb"
+    path.parent.mkdir()
+    con = duckdb.connect(str(path))
+    con.execute(sql.create_state_table())
+    con.execute(f"INSERT INTO {sql.STATE_TABLE} VALUES ('sales', 3, now()), ('stock', 7, now())")
+    con.close()
+    spec = {"format": "duckdb", "path": str(path)}
+
+    def asked_in_a_new_process() -> dict:
+        probe = (
+            "import json, sys\n"
+            "from lakehouse import plugins\n"
+            f"sink = plugins.sink('bi', {spec!r}, 'test')\n"
+            "print(json.dumps([sink.published_version('sales'), 'duckdb' in sys.modules]))"
+        )
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert plugins.sink("bi", spec, "test").published_version("stock") == 7  # read, noted
+    assert asked_in_a_new_process() == [3, False]  # from the note: DuckDB not imported
+
+    con = duckdb.connect(str(path))  # the file changes (another publish, a user's edit)
+    con.execute(f"UPDATE {sql.STATE_TABLE} SET gold_version = 4 WHERE mart = 'sales'")
+    con.close()
+    assert asked_in_a_new_process() == [4, True]  # the note is stale: read again
+    assert asked_in_a_new_process() == [4, False]

@@ -9,6 +9,7 @@ which suits mart-sized databases (tens of GB would call for PostgreSQL).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -71,7 +72,9 @@ class DuckDBSink(Sink):
 
     def _published(self) -> dict[str, int]:
         """Every mart's published gold version, read in one connection and kept while the
-        file is unchanged (a publish replaces the file, so its stat changes)."""
+        file is unchanged (a publish replaces the file, so its stat changes): in this process,
+        and across runs in ``.<file>.published.json`` beside it, so that a run with nothing
+        to publish needs neither a connection nor DuckDB's import."""
         path = _path(self, must_exist=False)
         try:
             stat = os.stat(path)
@@ -79,16 +82,11 @@ class DuckDBSink(Sink):
             return {}
         seen = (path, stat.st_mtime_ns, stat.st_size)
         if self._versions_of != seen:
-            con = _connect(path, read_only=True)
-            try:
-                known = con.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                    [sql.STATE_TABLE],
-                ).fetchall()[0][0]
-                found = con.execute(sql.published_versions()).fetchall() if known else []
-            finally:
-                con.close()
-            self._versions, self._versions_of = dict(found), seen
+            versions = _remembered(path, seen)
+            if versions is None:
+                versions = _read_versions(path)
+                _remember(path, seen, versions)
+            self._versions, self._versions_of = versions, seen
         return self._versions
 
     def write(self, change: Change) -> Moved:
@@ -127,6 +125,45 @@ class DuckDBSink(Sink):
             os.fsync(handle.fileno())
         os.replace(working, path)
         return moved
+
+
+def _read_versions(path: str) -> dict[str, int]:
+    con = _connect(path, read_only=True)
+    try:
+        known = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+            [sql.STATE_TABLE],
+        ).fetchall()[0][0]
+        return dict(con.execute(sql.published_versions()).fetchall()) if known else {}
+    finally:
+        con.close()
+
+
+def _memo(path: str) -> str:
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.published.json")
+
+
+def _remembered(path: str, seen: tuple) -> dict[str, int] | None:
+    """The versions noted for the file as it is now (same path, mtime and size), else None."""
+    try:
+        with open(_memo(path)) as handle:
+            memo = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return memo["versions"] if memo.get("seen") == list(seen) else None
+
+
+def _remember(path: str, seen: tuple, versions: dict[str, int]) -> None:
+    """Note the versions read from the file as it is now; best effort (a read-only folder
+    only means the next run opens the file)."""
+    memo = _memo(path)
+    try:
+        with open(f"{memo}.tmp", "w") as handle:
+            json.dump({"seen": list(seen), "versions": versions}, handle)
+        os.replace(f"{memo}.tmp", memo)
+    except OSError:
+        pass
 
 
 def _counted(change: Change, moved: Moved) -> Iterator[pa.RecordBatch]:
