@@ -13,7 +13,9 @@ State per entity (app id ``silver:<entity>``), all in Delta logs:
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -298,10 +300,12 @@ def refresh(
     max_cells_per_batch: int,
     mode: RunMode,
     watermark: Watermark = Watermark(),
-    parent_keys: pl.Series | None = None,
+    parent_keys: Callable[[], pl.Series | None] = lambda: None,
     policy: Policy = DEFAULT_POLICY,
 ) -> list[delta.WriteResult]:
-    """Bring silver/<entity> up to date with bronze, as ``mode`` says.
+    """Bring silver/<entity> up to date with bronze, as ``mode`` says; ``parent_keys`` gives
+    the keys of its parent, called once there are rows to check (an entity with nothing new
+    reads none).
 
     Incremental: every pending bronze batch. Backfill or full refresh: the bronze rows of the
     date range (all rows for a full refresh), re-validated and merged, deleting silver rows
@@ -312,16 +316,19 @@ def refresh(
     quarantined = lake.child("_quarantine", entity.name)
     app_id = f"silver:{entity.name}"
     if mode.replay:
-        return rebuild.replay(entity, lake, run_id, parent_keys)
+        return rebuild.replay(entity, lake, run_id, parent_keys())
     if mode.date_range or mode.full_refresh:
-        return rebuild.rebuild(entity, lake, run_id, mode, parent_keys, policy)
+        return rebuild.rebuild(entity, lake, run_id, mode, parent_keys(), policy)
     if mode.plan:
         _log_plan(entity, bronze, target, quarantined, app_id, max_cells_per_batch)
         return []
 
+    parent_keys = functools.cache(parent_keys)
+
     def process(batch, table=None) -> list[delta.WriteResult]:
+        keys = parent_keys()
         return _process(
-            entity, batch, bronze, target, quarantined, app_id, run_id, parent_keys, policy, table
+            entity, batch, bronze, target, quarantined, app_id, run_id, keys, policy, table
         )
 
     results = []
@@ -354,9 +361,7 @@ class SilverRun:
     watermark: Watermark
     policy: Policy = DEFAULT_POLICY
 
-    def refresh(
-        self, entity: Entity, parent_keys: pl.Series | None = None
-    ) -> list[delta.WriteResult]:
+    def refresh(self, entity: Entity) -> list[delta.WriteResult]:
         return refresh(
             entity,
             self.lake,
@@ -364,7 +369,7 @@ class SilverRun:
             self.max_cells_per_batch,
             self.mode,
             self.watermark,
-            parent_keys,
+            functools.partial(parent_keys, self.lake, entity),
             self.policy,
         )
 
