@@ -207,19 +207,22 @@ def with_partition(rows: pl.DataFrame, entity: Entity) -> pl.DataFrame:
     return rows.with_columns(partition_value(entity.partition).alias(entity.partition.column))
 
 
-def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(one row per business key, the superseded copies). The latest arrival wins.
+def latest_arrivals(narrow: pl.DataFrame, subset: list[str]) -> pl.Expr:
+    """Mask of the batch rows that arrived last for their ``subset`` values. ``narrow``: the
+    batch's ``subset`` and arrival-order columns with its row numbers (``__row``); only the
+    rows whose values repeat are sorted, not the whole batch."""
+    order = [c for c in ORDER_OF_ARRIVAL if c in narrow.columns]
+    repeated = (pl.col(subset[0]) if len(subset) == 1 else pl.struct(subset)).is_duplicated()
+    latest = narrow.filter(repeated).sort([*order, "__row"]).unique(subset=subset, keep="last")
+    kept = pl.concat([narrow.filter(~repeated)["__row"], latest["__row"]])
+    return pl.int_range(pl.len(), dtype=pl.UInt32).is_in(kept.implode())
 
-    Arrival order is sorted on a narrow frame (keys, order, row number), not the whole batch.
-    """
+
+def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(one row per business key, the superseded copies). The latest arrival wins."""
     order = [c for c in ORDER_OF_ARRIVAL if c in valid.columns]
     narrow = valid.select(*entity.keys, *order).with_row_index("__row")
-    latest_rows = (
-        narrow.sort([*order, "__row"])
-        .unique(subset=list(entity.keys), keep="last")
-        .get_column("__row")
-    )
-    is_latest = pl.int_range(pl.len(), dtype=pl.UInt32).is_in(latest_rows.implode())
+    is_latest = latest_arrivals(narrow, list(entity.keys))
     keys = ", ".join(entity.keys)
     superseded = valid.filter(~is_latest).with_columns(
         _rule=pl.lit("duplicate"),

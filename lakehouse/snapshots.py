@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from lakehouse import delta
-from lakehouse.conform import ORDER_OF_ARRIVAL, typed, with_row_hash
+from lakehouse.conform import ORDER_OF_ARRIVAL, latest_arrivals, typed, with_row_hash
 from lakehouse.declaration import DELETED_AT, ROW_HASH, Entity
 from lakehouse.storage import Location
 
@@ -70,12 +70,7 @@ def changed(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame | None) -> 
         known = pl.col(ROW_HASH).is_in(current.get_column(ROW_HASH).implode())
         touched = narrow.filter(~known).select(keys).unique()
         narrow = narrow.join(touched, on=keys, how="semi", nulls_equal=True)
-    copied = pl.col(ROW_HASH).is_duplicated()  # a row repeated by a later snapshot
-    latest_copies = (
-        narrow.filter(copied).sort([*order, "__row"]).unique(subset=[ROW_HASH], keep="last")
-    )
-    kept = pl.concat([narrow.filter(~copied)["__row"], latest_copies["__row"]])
-    return marked.filter(pl.int_range(pl.len(), dtype=pl.UInt32).is_in(kept.implode()))
+    return marked.filter(latest_arrivals(narrow, [ROW_HASH]))  # a later snapshot's copy wins
 
 
 def snapshot_of(entity: Entity) -> pl.Expr:
