@@ -3,8 +3,9 @@
 A dataset file declares, once, everything the engine needs to know about one domain:
 ``sources`` (bronze, as in ``bronze.yml``), ``entities`` (silver tables: columns and types,
 nullability, key, partition, row rules, parent, date bounds, schema evolution) and
-``marts`` (gold: the output contract of each mart whose SQL lives in the Python module
-``mart_module`` under ``pipelines/``). ``enabled: false`` switches a dataset off.
+``marts`` (gold: each mart's output contract, its partition, and where its one query lives:
+a ``.sql`` file or a function in the module ``mart_module`` under ``pipelines/``; see
+``lakehouse.marts``). ``enabled: false`` switches a dataset off.
 
 Every mistake in a declaration is a ``DeclarationError`` naming the file, the entity (or
 mart) and the field, raised when the catalog is loaded: before any data moves.
@@ -12,15 +13,16 @@ mart) and the field, raised when the catalog is loaded: before any data moves.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from lakehouse.declaration import (
     MART_KEYS,
+    MART_SETTINGS,
     DeclarationError,
     Entity,
     check_columns_exist,
@@ -28,6 +30,9 @@ from lakehouse.declaration import (
     table,
 )
 from lakehouse.settings import did_you_mean, read_yaml
+
+if TYPE_CHECKING:
+    from lakehouse.marts import Mart
 
 DATASETS_DIR = Path("conf") / "datasets"
 DATASET_KEYS = ("enabled", "description", "sources", "entities", "marts", "mart_module")
@@ -42,7 +47,8 @@ class Dataset:
     enabled: bool
     sources: dict[str, dict]
     entities: dict[str, Entity]
-    marts: dict[str, Entity]
+    marts: dict[str, Entity]  # each mart's output contract
+    mart_settings: dict[str, dict]  # each mart's partition, sql file, touched override
     mart_module: str | None
 
 
@@ -53,7 +59,7 @@ class Catalog:
     datasets: tuple[Dataset, ...]
     sources: dict[str, dict]
     entities: dict[str, Entity]
-    marts: dict  # name -> gold.Mart, its contract attached
+    marts: dict[str, Mart]
 
     def entities_of_source(self, source: str) -> list[Entity]:
         return [e for e in self.entities.values() if e.source == source]
@@ -89,10 +95,13 @@ def load_dataset(path: Path) -> Dataset:
         name: table(name, entity, f"{path} entities.{name}")
         for name, entity in (spec.get("entities") or {}).items()
     }
-    marts = {
-        name: table(name, mart, f"{path} marts.{name}", allowed=MART_KEYS)
-        for name, mart in (spec.get("marts") or {}).items()
-    }
+    marts, mart_settings = {}, {}
+    for name, mart in (spec.get("marts") or {}).items():
+        where = f"{path} marts.{name}"
+        mart = keys_of(mart, MART_KEYS + MART_SETTINGS, where)
+        contract = {k: v for k, v in mart.items() if k in MART_KEYS}
+        marts[name] = table(name, contract, where, allowed=MART_KEYS)
+        mart_settings[name] = {k: v for k, v in mart.items() if k not in MART_KEYS}
     sources = spec.get("sources") or {}
     if not isinstance(sources, dict):
         raise DeclarationError(f"{path} sources: expected a mapping of source name -> plugin")
@@ -103,6 +112,7 @@ def load_dataset(path: Path) -> Dataset:
         sources,
         entities,
         marts,
+        mart_settings,
         spec.get("mart_module"),
     )
 
@@ -119,49 +129,21 @@ def _merged(datasets: list[Dataset], part: str) -> dict:
     return merged
 
 
-def mart_objects(module_name: str, where: str) -> dict:
-    """The ``gold.Mart`` declarations of a module under ``pipelines/`` (or any importable one)."""
-    from lakehouse.gold import Mart
+def _marts(dataset: Dataset, entities: dict[str, Entity], project: Path) -> dict:
+    """The dataset's marts, each query found, traced and bound (``lakehouse.marts``)."""
+    from lakehouse import marts  # SQL parsing and DuckDB: only where marts are loaded
 
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise DeclarationError(f"{where}: cannot import {module_name!r}: {error}") from None
-    return {m.name: m for m in vars(module).values() if isinstance(m, Mart)}
-
-
-def _attach_contracts(dataset: Dataset, entities: dict[str, Entity]) -> dict:
-    where = f"{dataset.path} mart_module"
-    marts = mart_objects(dataset.mart_module, where) if dataset.mart_module else {}
-    for name in dataset.marts:
-        if name not in marts:
-            raise DeclarationError(
-                f"{dataset.path} marts.{name}: no Mart named {name!r} in "
-                f"{dataset.mart_module or '(no mart_module given)'}"
-            )
-    checked = {}
-    for name, mart in marts.items():
-        contract = dataset.marts.get(name)
-        if contract is None and mart.contract is None:
-            raise DeclarationError(
-                f"{dataset.path}: mart {name!r} ({dataset.mart_module}) has no output contract: "
-                f"declare marts.{name} (grain, key, columns) or give it a pandera contract="
-            )
-        for table_name in mart.reads:
-            if table_name not in entities:
-                raise DeclarationError(
-                    f"{dataset.mart_module}: mart {name!r} reads silver {table_name!r}, which no "
-                    f"enabled dataset declares{did_you_mean(table_name, list(entities))}"
-                )
-            known = list(entities[table_name].schema.names())
-            for column in mart.reads[table_name]:
-                if column not in known:
-                    raise DeclarationError(
-                        f"{dataset.mart_module}: mart {name!r} reads {table_name}.{column}, which "
-                        f"is not a column of the entity{did_you_mean(column, known)}"
-                    )
-        checked[name] = mart.with_contract(contract) if contract is not None else mart
-    return checked
+    return {
+        name: marts.load(
+            name,
+            dataset.mart_settings[name],
+            contract,
+            dataset.mart_module,
+            project,
+            entities,
+        )
+        for name, contract in dataset.marts.items()
+    }
 
 
 def _importable(pipelines_dir: Path) -> None:
@@ -176,7 +158,8 @@ def load(datasets_dir: Path = DATASETS_DIR, marts: bool = True) -> Catalog:
     """The enabled datasets under ``datasets_dir``, checked against each other: unique names,
     parents and mart inputs that exist. Without ``marts`` (bronze, silver) the mart modules
     are not imported, nor is the gold machinery they bring (DuckDB, pandera)."""
-    _importable(Path(datasets_dir).parent.parent / "pipelines")
+    project = Path(datasets_dir).parent.parent
+    _importable(project / "pipelines")
     paths = sorted(Path(datasets_dir).glob("*.yml")) + sorted(Path(datasets_dir).glob("*.yaml"))
     datasets = [load_dataset(p) for p in paths]
     enabled = [d for d in datasets if d.enabled]
@@ -193,7 +176,7 @@ def load(datasets_dir: Path = DATASETS_DIR, marts: bool = True) -> Catalog:
         check_columns_exist([entity.parent.key], parent.columns, f"{entity.where}.parent.key")
     declared: dict = {}
     for dataset in enabled if marts else ():
-        for name, mart in _attach_contracts(dataset, entities).items():
+        for name, mart in _marts(dataset, entities, project).items():
             if name in declared:
                 raise DeclarationError(f"{dataset.path}: mart {name!r} is declared twice")
             declared[name] = mart

@@ -53,6 +53,7 @@ ENTITY_KEYS = (
 )
 COLUMN_KEYS = ("type", "nullable", "rules", "description")
 MART_KEYS = ("grain", "key", "columns", "dates", "model", "description")
+MART_SETTINGS = ("partition", "sql", "touched")  # a mart's own, beside its contract
 
 
 class DeclarationError(ValueError):

@@ -41,6 +41,7 @@ class WriteResult:
     by_rule: dict[str, int] | None = None  # quarantined rows per rule (quarantine writes)
     inputs: tuple[str, ...] = ()  # URIs of what was read for this write (lineage)
     target: str | None = None  # URI of where the rows went when not the table at ``uri``
+    drift: dict | None = None  # an audit: how the table differs from its rebuild
 
     def __str__(self) -> str:
         return f"{self.table}: {self.operation} {self.rows} rows -> version {self.version}"

@@ -1,19 +1,21 @@
-"""Gold edges: find what silver changed since a mart's watermark, recompute only that.
+"""Gold edges: what silver changed since a mart's watermark, traced to the parts of the mart
+it reaches; those parts recomputed from silver and replaced.
 
-A mart is the user's declaration (``Mart``, in a module under ``pipelines/``): the silver
-tables it reads and the change-feed columns it needs of each, how to find the partitions
-(or keys) a change touches, and the SQL that recomputes them. Each mart keeps its own
-watermark (the silver versions it has seen) in its own Delta log, under app id
-``gold:<mart>``. Changed silver rows come from the tables' change data feed; the mart then
-recomputes the partitions (or keys) those rows touch, exactly, in DuckDB (Polars decimal
-arithmetic would lose cents), and replaces just those.
+A mart (``lakehouse.marts.Mart``) is one query over silver entities and an output contract.
+Each mart keeps its own watermark (the silver versions it has seen) in its own Delta log,
+under app id ``gold:<mart>``. The rows silver changed since then come from each input's
+change data feed (old and new images); the lineage queries derived from the mart's SQL
+(``lakehouse.mart_query``) find the partitions (or keys) those rows reach through the
+query's joins, dimensions as much as facts; only those are recomputed, exactly, in DuckDB
+(Polars decimal arithmetic would lose cents), and replaced in one commit. A mart whose
+query cannot be traced is recomputed whole when an input changed.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import time
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -21,104 +23,24 @@ import pyarrow as pa
 from deltalake import write_deltalake
 from loguru import logger
 
-from lakehouse import contracts, delta
-from lakehouse.declaration import Entity
+from lakehouse import audit, delta, mart_query
+from lakehouse.marts import Mart
 from lakehouse.runs import RunMode
 from lakehouse.storage import Location
 
 if TYPE_CHECKING:
     import duckdb
 
-ALL_DATES = (date.min, date.max)  # a full refresh asks a mart's range_sql for everything
+CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
+GONE = "_lakehouse_gone"  # marks a recomputed key that no longer has a row (upsert deletes it)
 
 
-def _month_start(day: date, months: int) -> date:
-    """The first day of the month ``months`` after (or before) ``day``'s."""
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-@dataclass(frozen=True)
-class Prune:
-    """Which files of a silver table a task reads: its partition ``column`` from the task's
-    first value less ``months_before`` to its last plus ``months_after`` (e.g. lines that
-    ship up to 5 months after their order: ``Prune("ship_month", months_after=5)``)."""
-
-    column: str
-    months_before: int = 0
-    months_after: int = 0
-
-    def predicate(self, first: date, last: date) -> str:
-        low = first if not self.months_before else _month_start(first, -self.months_before)
-        high = last if not self.months_after else _month_start(last, self.months_after + 1)
-        if self.months_after:
-            high -= timedelta(days=1)  # the last day of the month ``months_after`` on
-        return f"{self.column} >= '{low}' AND {self.column} <= '{high}'"
-
-
-@dataclass(frozen=True)
-class Mart:
-    """A gold table: which silver changes touch which of its parts, and how to recompute them.
-
-    ``reads`` maps each silver table the mart reads to the columns of its change data feed
-    the mart needs: the engine registers those rows as ``changed_<table>`` for
-    ``touched_sql``, which returns the partition values (or keys) to recompute.
-    ``range_sql`` returns those of the dates ``{first}``..``{last}`` (backfill; a full refresh
-    asks for every date). ``compute_sql`` recomputes them from the silver tables and
-    ``touched`` (``{first}`` and ``{last}``, the lowest and highest touched value, let DuckDB
-    prune partitions; ``params`` are formatted in too). A mart with a ``partition`` replaces
-    those partitions; one with ``keys`` upserts those rows. ``prune`` says, per silver table,
-    which files a task reads. ``contract``: a pandera model, or the declaration the catalog
-    attaches from the dataset's ``marts`` section.
-    """
-
-    name: str
-    reads: dict[str, tuple[str, ...]]
-    touched_sql: str
-    range_sql: str
-    compute_sql: str
-    partition: str | None = None
-    keys: tuple[str, ...] = ()
-    prune: dict[str, Prune] = field(default_factory=dict)
-    params: dict = field(default_factory=dict)
-    contract: object = None
-
-    def __post_init__(self):
-        if bool(self.partition) == bool(self.keys):
-            raise ValueError(f"Mart {self.name!r}: give either partition or keys")
-        for table in self.prune:
-            if table not in self.reads:
-                raise ValueError(f"Mart {self.name!r}: prune names {table!r}, not in reads")
-
-    @property
-    def app_id(self) -> str:
-        return f"gold:{self.name}"
-
-    @property
-    def column(self) -> str:
-        return self.partition or self.keys[0]
-
-    def with_contract(self, contract) -> Mart:
-        return dataclasses.replace(self, contract=contract)
-
-    def check(self, rows: pa.Table) -> None:
-        """The recomputed rows must meet the mart's output contract."""
-        model = (
-            contracts.table_schema(self.contract)
-            if isinstance(self.contract, Entity)
-            else self.contract
-        )
-        contracts.check_table(pl.from_arrow(rows), model, f"gold/{self.name}")
-
-
-def _changed_rows(table, after: int, columns: list[str]) -> pa.Table:
-    """Rows of ``table`` changed after version ``after`` (inserts, updates, deletes)."""
-    if table.version() <= after:
-        return table.to_pyarrow_dataset().schema.empty_table().select(columns)
-    feed = table.load_cdf(
-        starting_version=after + 1, ending_version=table.version(), columns=columns
-    )
-    return pa.table(feed).select(columns)
+def _changed_rows(table, after: int) -> pa.Table:
+    """Rows of ``table`` changed after version ``after``: inserted, deleted, and both images
+    of updated rows, with the table's columns."""
+    feed = table.load_cdf(starting_version=after + 1, ending_version=table.version())
+    rows = pa.table(feed)
+    return rows.drop_columns([c for c in CDF_COLUMNS if c in rows.column_names])
 
 
 @dataclass
@@ -137,19 +59,13 @@ class SilverSnapshot:
         versions: dict[str, int | None],
         prune: dict[str, str] | None = None,
     ) -> SilverSnapshot:
-        """The silver tables named in ``versions`` (a version each, None: the latest), with
-        only the files that match the ``prune`` predicate of a table."""
+        """The silver tables named in ``versions`` (a version each, None: the latest) that
+        exist, with only the files that match the ``prune`` predicate of a table."""
         tables = {
             name: delta.open_table(lake.child("silver", name), version)
             for name, version in versions.items()
         }
-        missing = [name for name, table in tables.items() if table is None]
-        if missing:
-            raise RuntimeError(
-                f"gold needs silver/{', silver/'.join(missing)}, which does not exist yet "
-                f"(has silver run, and do its entities declare {', '.join(missing)}?)"
-            )
-        return cls(tables, prune or {})
+        return cls({n: t for n, t in tables.items() if t is not None}, prune or {})
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -157,10 +73,12 @@ class SilverSnapshot:
             import duckdb
 
             self._con = duckdb.connect()
-            for name, table in self.tables.items():
-                dataset = table.to_pyarrow_dataset(file_pruning_predicate=self.prune.get(name))
-                self._con.register(name, dataset)
+            for name in self.tables:
+                self._con.register(name, self.dataset(name))
         return self._con
+
+    def dataset(self, name: str):
+        return self.tables[name].to_pyarrow_dataset(file_pruning_predicate=self.prune.get(name))
 
     def close(self) -> None:
         if self._con is not None:
@@ -170,20 +88,49 @@ class SilverSnapshot:
     def versions(self) -> dict[str, int]:
         return {name: t.version() for name, t in self.tables.items()}
 
-    def register_changes(self, mart: Mart, seen: dict) -> None:
-        """``changed_<table>`` for each table the mart follows: the rows changed after the
-        versions in ``seen`` (all rows where a table was never seen), with the columns the
-        mart asks for."""
-        for name, columns in mart.reads.items():
-            if columns:
-                changed = _changed_rows(self.tables[name], seen.get(name, -1), list(columns))
-                self.con.register(f"changed_{name}", changed)
+    def changes(self, name: str, after: int) -> pa.Table | None:
+        """The rows of ``name`` changed after version ``after`` (None: its change data feed
+        cannot be read back that far, e.g. vacuumed or rewritten)."""
+        try:
+            return _changed_rows(self.tables[name], after)
+        except Exception as error:  # delta-rs raises several kinds for a feed it cannot read
+            logger.warning(f"gold: silver/{name} has no change data feed after {after}: {error}")
+            return None
+
+    def register_changes(self, changed: dict[str, pa.Table]) -> None:
+        """For each changed input: ``changed_<name>`` (its changed rows, for a hand-written
+        ``touched`` query), ``_changed_<name>`` (the same, marked) and ``_all_<name>`` (its
+        rows and the changed rows' old images)."""
+        for name, rows in changed.items():
+            self.con.register(f"changed_{name}", rows)
+            self.con.sql(
+                f'CREATE OR REPLACE VIEW "_changed_{name}" AS '
+                f'SELECT *, true AS {mart_query.CHANGED} FROM "changed_{name}"'
+            )
+            self.con.sql(
+                f'CREATE OR REPLACE VIEW "_all_{name}" AS SELECT * FROM "{name}" '
+                f'UNION ALL BY NAME SELECT * FROM "changed_{name}"'
+            )
+
+    def register_range(self, mart: Mart, first, last) -> frozenset[str]:
+        """For each input of ``mart`` partitioned on a date: ``_changed_<name>``, its rows of
+        the partitions that overlap ``first``..``last`` (a backfill's range)."""
+        dated = set()
+        for name, (column, by) in mart.dated.items():
+            self.con.sql(
+                f'CREATE OR REPLACE VIEW "_changed_{name}" AS '
+                f'SELECT *, true AS {mart_query.CHANGED} FROM "{name}" '
+                f"WHERE \"{column}\" BETWEEN date_trunc('{by}', DATE '{first}') "
+                f"AND DATE '{last}'"
+            )
+            dated.add(name)
+        return frozenset(dated)
 
 
 @dataclass(frozen=True)
 class MartPlan:
-    """What one run does to one mart: the partition values (or keys) to recompute, from
-    which silver versions, and the watermark its commit records."""
+    """What one run does to one mart: the partition values (or keys) to recompute (or the
+    whole mart), from which silver versions, and the watermark its commit records."""
 
     mart: Mart
     target: Location
@@ -193,11 +140,12 @@ class MartPlan:
     watermark: dict
     sources: tuple[str, ...] = ()  # URIs of the silver tables it reads (lineage inputs)
     seen: dict | None = None  # the watermark of the mart's last commit
+    whole: bool = False  # recompute the whole mart and overwrite it
 
     @property
     def up_to_date(self) -> bool:
         """Nothing to recompute and no silver version the mart has not seen: no commit."""
-        return not self.touched and self.watermark == self.seen
+        return not self.touched and not self.whole and self.watermark == self.seen
 
     @property
     def column(self) -> str:
@@ -206,12 +154,13 @@ class MartPlan:
 
 @dataclass(frozen=True)
 class PartTask:
-    """One executor task: recompute ``values`` of a mart from silver at ``silver_versions``."""
+    """One executor task: recompute ``values`` of a mart (None: all of it) from silver at
+    ``silver_versions``."""
 
     mart: Mart
     lake: Location
     silver_versions: dict[str, int]
-    values: tuple
+    values: tuple | None
 
 
 @dataclass(frozen=True)
@@ -220,53 +169,131 @@ class MartPart:
 
     mart: str
     rows: pa.Table
+    seconds: float = 0.0
+
+
+def _parts(con, sqls: list[str], columns: tuple[str, ...]) -> tuple:
+    """The distinct parts the union of ``sqls`` returns, sorted, nulls left out."""
+    if not sqls:
+        return ()
+    found = con.sql(" UNION ".join(f"({sql})" for sql in sqls)).to_arrow_table()
+    if len(columns) == 1:
+        values = found.column(0).to_pylist()
+        return tuple(sorted(v for v in values if v is not None))
+    rows = zip(*(found.column(i).to_pylist() for i in range(len(columns))), strict=True)
+    return tuple(sorted(r for r in rows if None not in r))
+
+
+def _traced(silver: SilverSnapshot, mart: Mart, marked: frozenset, others: frozenset) -> tuple:
+    """The parts reached by the marked rows of the ``marked`` inputs (``_changed_<name>``),
+    the ``others`` read with their old images too (``_all_<name>``)."""
+    query = mart.query
+    sqls = [
+        query.lineage_sql(index, others)
+        for index, name in enumerate(query.occurrences)
+        if name in marked
+    ]
+    return _parts(silver.con, sqls, mart.columns)
+
+
+def _increment(silver: SilverSnapshot, mart: Mart, seen: dict, read: dict) -> tuple | None:
+    """The parts that silver's changes since ``seen`` reach (None: recompute the whole)."""
+    moved = [name for name in mart.inputs if read[name] != seen.get(name)]
+    changed = {name: silver.changes(name, seen.get(name, -1)) for name in moved}
+    if any(rows is None for rows in changed.values()):
+        return None
+    changed = {name: rows for name, rows in changed.items() if rows.num_rows}
+    if not changed:
+        return ()
+    silver.register_changes(changed)
+    if mart.touched_sql:
+        unchanged = {n: silver.dataset(n).schema.empty_table() for n in mart.inputs}
+        silver.register_changes({n: rows for n, rows in unchanged.items() if n not in changed})
+        return _parts(silver.con, [mart.touched_sql], mart.columns)
+    if mart.whole:
+        return None
+    names = frozenset(changed)
+    return _traced(silver, mart, names, names)
 
 
 def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> MartPlan:
     """What to recompute: what silver changed since the mart's watermark, a date range
     (backfill) or everything (full refresh). In plan mode it is only logged."""
     target = lake.child("gold", mart.name)
-    previous = delta.last_watermark(delta.open_table(target), mart.app_id) or {}
-    read = {name: v for name, v in silver.versions.items() if name in mart.reads}
-    previous = {"silver_versions": previous.get("silver_versions", {})}
+    last = delta.last_watermark(delta.open_table(target), mart.app_id) or {}
+    seen = {"silver_versions": last.get("silver_versions", {})}
+    read = {name: silver.versions[name] for name in mart.inputs}
     current = {"silver_versions": read}
-    if mode.date_range or mode.full_refresh:
-        first, last = mode.date_range or ALL_DATES
-        sql = mart.range_sql.format(first=first, last=last, **mart.params)
-        touched = silver.con.sql(sql).to_arrow_table()
-        watermark = current if mode.full_refresh else previous  # a backfill moves no watermark
-    elif read == previous["silver_versions"]:  # silver has not moved: nothing to recompute
-        touched, watermark = pa.table({mart.column: pa.array([], pa.null())}), current
-    else:
-        silver.register_changes(mart, previous["silver_versions"])  # only increments read it
-        touched = silver.con.sql(mart.touched_sql.format(**mart.params)).to_arrow_table()
-        watermark = current
-    column = mart.column
-    if column not in touched.column_names:
-        raise ValueError(
-            f"gold/{mart.name}: its touched/range SQL returns {', '.join(touched.column_names)}, "
-            f"not {column!r}"
-        )
-    values = tuple(sorted(v for v in touched.column(column).to_pylist() if v is not None))
-    if not values and (mode.date_range or mode.full_refresh):
+    touched, whole, watermark = (), False, current
+    if mode.audit:
+        return _audit_plan(lake, mart, mode, target, seen)
+    if mode.full_refresh:
+        whole = True
+        if not mart.whole:  # traced: every part, to spread the work over tasks
+            touched = _parts(silver.con, [mart.query.lineage_sql(None)], mart.columns)
+    elif mode.date_range:
+        watermark = seen  # a backfill moves no watermark
+        dated = silver.register_range(mart, *mode.date_range) if not mart.whole else ()
+        if dated:
+            touched = _traced(silver, mart, dated, frozenset())
+        else:
+            whole = True
+            logger.warning(
+                f"gold/{mart.name} {mode}: "
+                + (
+                    f"recomputed whole ({mart.whole})"
+                    if mart.whole
+                    else "no input has a date partition to take the range from: recomputed whole"
+                )
+            )
+    elif read != seen["silver_versions"]:
+        touched = _increment(silver, mart, seen["silver_versions"], read)
+        if touched is None:
+            touched, whole = (), True
+    if mode.date_range and not touched and not whole:
         logger.warning(
-            f"gold/{mart.name} {mode}: no {column} to recompute (silver holds no row of the "
-            "range): nothing rebuilt"
+            f"gold/{mart.name} {mode}: no {mart.column} to recompute (silver holds no row of "
+            "the range): nothing rebuilt"
         )
     if mode.plan:
-        shown = ", ".join(str(v) for v in values[:12]) or "nothing"
-        more = f" ... ({len(values)} in all)" if len(values) > 12 else ""
-        logger.info(f"PLAN gold/{mart.name} ({mode}): recompute {column} {shown}{more}")
-        values = ()
+        what = "everything" if whole and not touched else ", ".join(map(str, touched[:12]))
+        more = f" ... ({len(touched)} in all)" if len(touched) > 12 else ""
+        logger.info(
+            f"PLAN gold/{mart.name} ({mode}): recompute {mart.column} {what or 'nothing'}{more}"
+        )
+        touched, whole = (), False
     sources = tuple(lake.child("silver", name).uri for name in sorted(read))
-    return MartPlan(mart, target, mode, values, read, watermark, sources, previous)
+    return MartPlan(mart, target, mode, touched, read, watermark, sources, seen, whole)
+
+
+def _audit_plan(lake: Location, mart: Mart, mode: RunMode, target: Location, seen: dict):
+    """An audit: every part of the mart (or a sample), recomputed from silver at the versions
+    its watermark records, the parts it holds included (a part it should not hold shows)."""
+    versions = seen["silver_versions"]
+    sources = tuple(lake.child("silver", name).uri for name in sorted(versions))
+    if not versions or any(name not in versions for name in mart.inputs):
+        logger.warning(f"gold/{mart.name}: no watermark of what it was built from: not audited")
+        return MartPlan(mart, target, mode, (), versions, seen, sources, seen)
+    if mart.whole:
+        return MartPlan(mart, target, mode, (), versions, seen, sources, seen, whole=True)
+    built_from = SilverSnapshot.open(lake, versions)
+    parts = set(_parts(built_from.con, [mart.query.lineage_sql(None)], mart.columns))
+    built_from.close()
+    held = pl.from_arrow(delta.open_table(target).to_pyarrow_table(columns=list(mart.columns)))
+    parts |= set(held.unique().iter_rows() if len(mart.columns) > 1 else held.to_series())
+    touched = audit.sample(tuple(sorted(parts)), mode.sample, f"{mart.name}:{date.today()}")
+    return MartPlan(mart, target, mode, touched, versions, seen, sources, seen, whole=not touched)
 
 
 def tasks(plans: list[MartPlan], lake: Location, partitions: int, keys: int) -> list[PartTask]:
     """The plans cut into executor tasks: ``partitions`` partition values or ``keys`` keys
-    each, neighbours together so that each task's scans prune to a narrow range."""
+    each, neighbours together so that each task's scans prune to a narrow range; a mart
+    recomputed whole without known parts is one task."""
     cut = []
     for p in plans:
+        if p.whole and not p.touched:
+            cut.append(PartTask(p.mart, lake, p.silver_versions, None))
+            continue
         size = partitions if p.mart.partition else keys
         for start in range(0, len(p.touched), size):
             values = p.touched[start : start + size]
@@ -277,17 +304,26 @@ def tasks(plans: list[MartPlan], lake: Location, partitions: int, keys: int) -> 
 def compute(task: PartTask) -> MartPart:
     """Recompute a task's partitions (or keys) of a mart from silver, checked by its
     contract. Runs on the executor: it opens its own snapshot of the silver versions."""
-    mart = task.mart
-    first, last = task.values[0], task.values[-1]
-    prune = {name: p.predicate(first, last) for name, p in mart.prune.items()}
+    mart, values = task.mart, task.values
+    started = time.perf_counter()
+    prune = {}
+    if values is not None:
+        prune = {name: delta.in_list(f'"{column}"', values) for name, column in mart.prune.items()}
     silver = SilverSnapshot.open(task.lake, task.silver_versions, prune)
-    silver.con.register("touched", pa.table({mart.column: list(task.values)}))
-    rows = silver.con.sql(
-        mart.compute_sql.format(first=first, last=last, **mart.params)
-    ).to_arrow_table()
+    if mart.query is None:
+        frames = {name: pl.scan_pyarrow_dataset(silver.dataset(name)) for name in mart.inputs}
+        rows = mart.lazy_frame(frames).collect().to_arrow()
+    elif values is None:
+        rows = silver.con.sql(mart.query.sql).to_arrow_table()
+    else:
+        columns = list(zip(*values, strict=True)) if len(mart.columns) > 1 else [values]
+        touched = pa.table({c: list(v) for c, v in zip(mart.columns, columns, strict=True)})
+        silver.con.register(mart_query.TOUCHED, touched)
+        literal = values if mart.partition else None
+        rows = silver.con.sql(mart.query.part_sql(literal)).to_arrow_table()
     silver.close()
     mart.check(rows)
-    return MartPart(mart.name, rows)
+    return MartPart(mart.name, rows, time.perf_counter() - started)
 
 
 def write(plan: MartPlan, parts: list[MartPart], run_id: str) -> delta.WriteResult:
@@ -295,21 +331,48 @@ def write(plan: MartPlan, parts: list[MartPart], run_id: str) -> delta.WriteResu
     target, mart = plan.target, plan.mart
     if plan.mode.plan:
         return delta.WriteResult(target.name, target.uri, "plan", 0, None)
+    if plan.mode.audit:
+        return compared(plan, [p for p in parts if p.mart == mart.name])
     if plan.up_to_date:
         return delta.WriteResult(target.name, target.uri, "none", 0, None)
     batch = delta.last_batch(delta.open_table(target), mart.app_id) + 1
     properties = delta.commit_properties(mart.app_id, batch, plan.watermark, run_id)
-    if not plan.touched:
+    if not plan.touched and not plan.whole:
         return record_unchanged(target, properties)
     data = pa.concat_tables([p.rows for p in parts if p.mart == mart.name])
-    if plan.mode.full_refresh:
+    if plan.whole:
         result = overwrite(target, data, mart.partition, properties)
     elif mart.partition:
         result = replace_partitions(target, data, mart.partition, list(plan.touched), properties)
     else:
-        result = upsert(target, data, list(mart.keys), properties)
-    logger.debug(f"gold: {result} ({len(plan.touched)} {plan.column} recomputed, {plan.mode})")
+        result = upsert(target, data, list(mart.keys), properties, plan.touched)
+    shown = "all" if plan.whole else len(plan.touched)
+    logger.debug(f"gold: {result} ({shown} {plan.column} recomputed, {plan.mode})")
     return replace(result, inputs=plan.sources)
+
+
+def compared(plan: MartPlan, parts: list[MartPart]) -> delta.WriteResult:
+    """An audit's result: the mart's stored rows of the recomputed parts against them."""
+    target, mart = plan.target, plan.mart
+    table = delta.open_table(target)
+    if table is None or not (parts or plan.whole):
+        return delta.WriteResult(target.name, target.uri, "none", 0, None)
+    fresh = pl.from_arrow(pa.concat_tables([p.rows for p in parts]))
+    stored = pl.from_arrow(table.to_pyarrow_table())
+    if not plan.whole:
+        asked = pl.DataFrame(
+            [list(t) if len(mart.columns) > 1 else [t] for t in plan.touched],
+            schema=list(mart.columns),
+            orient="row",
+        ).cast(stored.select(mart.columns).schema)
+        stored = stored.join(asked, on=list(mart.columns), how="semi")
+    drift = audit.compare(stored, fresh, list(mart.contract.keys))
+    drift["parts"] = len(plan.touched) if not plan.whole else "all"
+    drift["seconds"] = round(sum(p.seconds for p in parts), 3)
+    inputs = (*plan.sources, target.uri)
+    return delta.WriteResult(
+        target.name, target.uri, "audit", fresh.height, table.version(), inputs=inputs, drift=drift
+    )
 
 
 def overwrite(
@@ -345,15 +408,32 @@ def replace_partitions(
     )
 
 
-def upsert(location: Location, data: pa.Table, keys: list[str], properties) -> delta.WriteResult:
-    """Insert or update ``data`` on ``keys`` in one commit."""
+def upsert(
+    location: Location, data: pa.Table, keys: list[str], properties, touched: tuple = ()
+) -> delta.WriteResult:
+    """Insert or update ``data`` on ``keys``, and delete the ``touched`` keys (values, or
+    tuples of values) that have no row in it any more, in one commit."""
     table = delta.ensure_table(location, data.schema)
-    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    recomputed = pl.from_arrow(data)
+    asked = pl.DataFrame(
+        [list(t) if len(keys) > 1 else [t] for t in touched], schema=keys, orient="row"
+    )
+    gone = asked.cast(recomputed.select(keys).schema).join(recomputed, on=keys, how="anti")
+    source = pl.concat(
+        [
+            recomputed.with_columns(pl.lit(False).alias(GONE)),
+            gone.with_columns(pl.lit(True).alias(GONE)),
+        ],
+        how="diagonal_relaxed",
+    ).to_arrow()
+    on = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     before = table.version()
     delta.check_not_committed(table, properties)
     table.merge(
-        data, on, source_alias="s", target_alias="t", commit_properties=properties
-    ).when_matched_update_all().when_not_matched_insert_all().execute()
+        source, on, source_alias="s", target_alias="t", commit_properties=properties
+    ).when_matched_delete(f"s.{GONE}").when_matched_update_all(
+        except_cols=[GONE]
+    ).when_not_matched_insert_all(f"NOT s.{GONE}", except_cols=[GONE]).execute()
     table.update_incremental()
     if table.version() == before:
         delta.record_watermark_only(table, properties)

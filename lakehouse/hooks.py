@@ -190,7 +190,7 @@ def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
         raise
     except BaseException as error:
         cause = error.__cause__ if isinstance(error, RuntimeError) and error.__cause__ else error
-        record.finish("failed", error=cause)
+        record.finish("failed", outputs=getattr(cause, "outputs", None), error=cause)
         _report(record, cause)
         raise
     finally:

@@ -77,6 +77,7 @@ def _table_writes(run: Run) -> list[dict]:
                 "version": result.version,
                 "files": result.files,
                 "by_rule": result.by_rule,
+                "drift": result.drift,
                 "watermark_before": before,
                 "watermark_after": after,
             }

@@ -148,8 +148,12 @@ def datasets(results: Iterable[WriteResult], schema_of) -> tuple[list, list]:
     written: dict[str, list[WriteResult]] = {}
     held_back: dict[str, dict[str, int]] = {}  # entity -> rule -> rows
     read_for: dict[str, set[str]] = {}  # input uri -> entities whose rows it gave
+    audited: dict[str, dict] = {}  # mart uri -> how it differs from its rebuild
     for result in results:
-        written.setdefault(result.target or result.uri, []).append(result)
+        if result.operation == "audit":
+            audited[result.uri] = result.drift or {}
+        else:
+            written.setdefault(result.target or result.uri, []).append(result)
         entity = result.table.rsplit("/", 1)[-1]
         if result.by_rule:
             rules = held_back.setdefault(entity, {})
@@ -166,9 +170,11 @@ def datasets(results: Iterable[WriteResult], schema_of) -> tuple[list, list]:
         for entity in entities:
             for rule, count in held_back.get(entity, {}).items():
                 rules[rule] = rules.get(rule, 0) + count
-        if rules:
+        assertions = [_audit_assertion(audited[uri])] if uri in audited else []
+        if rules or assertions:
             input_facets["dataQualityAssertions"] = dq.DataQualityAssertionsDatasetFacet(
-                assertions=[
+                assertions=assertions
+                + [
                     dq.Assertion(
                         assertion=rule,
                         success=False,
@@ -205,6 +211,26 @@ def datasets(results: Iterable[WriteResult], schema_of) -> tuple[list, list]:
             )
         )
     return inputs, outputs
+
+
+def _audit_assertion(drift: dict):
+    """An audit's outcome: the mart equals its rebuild from silver, or it drifted."""
+    from openlineage.client.facet_v2 import data_quality_assertions_dataset as dq
+
+    differing = sum(drift.get(k, 0) for k in ("missing", "extra", "changed"))
+    return dq.Assertion(
+        assertion="equals_rebuild",
+        success=differing == 0,
+        name="audit:equals_rebuild",
+        severity="error",
+        expected="0",
+        actual=str(differing),
+        description=(
+            f"{drift.get('rows_checked', 0)} rows recomputed from silver: "
+            f"{drift.get('missing', 0)} missing, {drift.get('extra', 0)} extra, "
+            f"{drift.get('changed', 0)} changed"
+        ),
+    )
 
 
 def delta_schema(uri: str) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ it from headless Chromium).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from html import escape
 
@@ -181,6 +182,38 @@ def _table(frame: pl.DataFrame, empty: str) -> str:
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
+def audits(runs: pl.DataFrame) -> pl.DataFrame:
+    """The last audit of each mart (gold's audit mode): when, rows compared, how many rows
+    differed from the rebuild, and an example."""
+    found = []
+    for row in runs.filter(pl.col("tables").str.contains('"audit"')).iter_rows(named=True):
+        for write in json.loads(row["tables"] or "[]"):
+            drift = write.get("drift")
+            if write.get("operation") != "audit" or not drift:
+                continue
+            kinds = [k for k in ("missing", "extra", "changed") if drift.get(k)]
+            example = drift["examples"][kinds[0]][0] if kinds else ""
+            found.append(
+                {
+                    "started_at": row["started_at"],
+                    "mart": write["table"],
+                    "rows_compared": drift.get("rows_checked"),
+                    "missing": drift.get("missing"),
+                    "extra": drift.get("extra"),
+                    "changed": drift.get("changed"),
+                    "example": f"{kinds[0]}: {example}" if kinds else "",
+                }
+            )
+    if not found:
+        return pl.DataFrame()
+    return (
+        pl.DataFrame(found)
+        .sort("started_at", descending=True)
+        .unique("mart", keep="first")
+        .sort("mart")
+    )
+
+
 def render(
     lake: str,
     now: datetime,
@@ -223,6 +256,9 @@ def render(
          stacked_chart(bad_by_day, "group", "bad_files", "No bad file.", "files")
          + _table(bad_files.select("recorded_at", "source", "file", "error", "message"),
                   "")),
+        ("Audits", "Each mart's last audit (gold --inputs '{\"audit\": true}'): its parts "
+         "recomputed from silver and compared, row by row.",
+         _table(audits(runs), "No audit yet.")),
         ("Last failures", "The ten most recent failed or abandoned runs and their causes.",
          _table(failures, "No failed run.")),
     ]  # fmt: skip

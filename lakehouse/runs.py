@@ -26,9 +26,12 @@ class RunMode:
     date_range: tuple[date, date] | None = None
     full_refresh: bool = False
     replay: bool = False  # silver: re-process quarantined rows
+    audit: bool = False  # gold: recompute and compare, write nothing
+    sample: int | None = None  # audit: this many parts per mart, drawn at random
 
     def __str__(self) -> str:
         kind = "full refresh" if self.full_refresh else "replay" if self.replay else "incremental"
+        kind = "audit" if self.audit else kind
         if self.date_range:
             kind = f"backfill {self.date_range[0]}..{self.date_range[1]}"
         return kind

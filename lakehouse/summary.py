@@ -31,6 +31,8 @@ class Moved:
     by_rule: Counter = field(default_factory=Counter)
 
     def add(self, result: WriteResult) -> None:
+        if result.operation == "audit":
+            return  # compared, not written: said on lines of their own
         if result.table == BAD_FILES:
             self.bad_files += result.rows
         elif result.table.startswith(QUARANTINE):
@@ -77,15 +79,26 @@ def render(run: Run) -> str:
         lines += _table("pipeline", rows)
         total = moved([r for child in run.children for r in child.results()])
     else:
-        results = run.results()
-        if not results:  # a pipeline that writes no table (status, report): its headline
+        results = [r for r in run.results() if r.operation != "audit"]
+        if not results and not run.results():  # a pipeline that writes no table: its headline
             return lines[0]
-        lines += _table("table", {name: (m, None, None) for name, m in by_table(results).items()})
+        if results:
+            tables = by_table(results)
+            lines += _table("table", {name: (m, None, None) for name, m in tables.items()})
         total = moved(results)
     if total.by_rule:
         rules = ", ".join(f"{rule} {count:,}" for rule, count in total.by_rule.most_common())
         lines.append(f"  quarantined by rule: {rules}")
+    lines += [_audit_line(r) for r in run.results() if r.operation == "audit"]
     return "\n".join(lines)
+
+
+def _audit_line(result: WriteResult) -> str:
+    from lakehouse import audit
+
+    if audit.drifted(result.drift):
+        return "  audit " + _one_line(audit.describe(result.table.rsplit("/", 1)[-1], result.drift))
+    return f"  audit {result.table}: equal to its rebuild ({result.rows:,} rows compared)"
 
 
 def _headline(run: Run) -> str:

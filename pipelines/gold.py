@@ -2,20 +2,23 @@
 
 Upstream: the silver tables each mart reads (``lake_root/silver/<entity>``) and their change
 data feed since the mart's watermark. Outputs: ``lake_root/gold/<mart>``, one per mart of the
-enabled datasets (``conf/datasets/*.yml``: ``mart_module`` holds the SQL, ``marts`` the
-output contracts). See ``lakehouse.gold`` for how a mart is declared.
+enabled datasets (``conf/datasets/*.yml``: ``marts`` holds each mart's contract, its query
+is a ``.sql`` file or a function of ``mart_module``). See ``lakehouse.marts`` for how a mart
+is declared and ``lakehouse.gold`` for how a change finds the parts it touches.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hamilton.htypes import Collect, Parallelizable
 from loguru import logger
 
-from lakehouse import catalog, gold, settings
+from lakehouse import audit, catalog, gold, settings
 from lakehouse.delta import WriteResult
 from lakehouse.runs import RunMode, check_watermark, new_run_id
 from lakehouse.runs import run_mode as parse_run_mode
-from lakehouse.settings import Positive
+from lakehouse.settings import ConfigError, Positive
 from lakehouse.storage import Location
 
 
@@ -28,13 +31,29 @@ def marts() -> list[gold.Mart]:
     """The marts of the enabled datasets, checked before any data moves."""
     declared = list(catalog.load().marts.values())
     if not declared:
-        logger.warning("gold: no mart is declared (conf/datasets/*.yml mart_module): nothing to do")
+        logger.warning("gold: no mart is declared (conf/datasets/*.yml marts): nothing to do")
     return declared
 
 
 def silver_snapshot(lake: Location, marts: list[gold.Mart]) -> gold.SilverSnapshot:
     """The silver tables the marts read, opened once for all of them."""
-    return gold.SilverSnapshot.open(lake, {name: None for m in marts for name in m.reads})
+    return gold.SilverSnapshot.open(lake, {name: None for m in marts for name in m.inputs})
+
+
+def ready_marts(marts: list[gold.Mart], silver_snapshot: gold.SilverSnapshot) -> list[gold.Mart]:
+    """The marts whose silver inputs all exist; a mart waiting for its first data is skipped
+    with a warning and blocks no other."""
+    ready = []
+    for mart in marts:
+        missing = [name for name in mart.inputs if name not in silver_snapshot.tables]
+        if missing:
+            logger.warning(
+                f"gold/{mart.name}: skipped, silver/{', silver/'.join(missing)} does not exist "
+                "yet (no data has reached silver for it)"
+            )
+        else:
+            ready.append(mart)
+    return ready
 
 
 def run_id() -> str:
@@ -48,18 +67,35 @@ def run_mode(
     to_date: str | None = None,
     full_refresh: bool = False,
     watermark: dict | None = None,
+    audit: bool = False,
+    sample: int | None = None,
 ) -> RunMode:
     """What this run does, from ``--inputs``: what silver changed (default), ``plan``, a
-    backfill (``from_date``/``to_date``) or ``full_refresh``."""
+    backfill (``from_date``/``to_date``), ``full_refresh``, or an ``audit`` of every part of
+    each mart (``sample``: of that many parts per mart, drawn at random)."""
     check_watermark(watermark or {}, "gold", ("version",))
-    return parse_run_mode(plan, from_date, to_date, full_refresh)
+    mode = parse_run_mode(plan, from_date, to_date, full_refresh)
+    if sample is not None and not audit:
+        raise ConfigError('--inputs sample: only an audit samples (add "audit": true)')
+    if not audit:
+        return mode
+    if plan or from_date or to_date or full_refresh:
+        raise ConfigError(
+            "--inputs audit runs on its own: drop plan, from_date/to_date, full_refresh"
+        )
+    if sample is not None and (not str(sample).isdigit() or int(sample) < 1):
+        raise ConfigError(f"--inputs sample: {sample!r} is not a positive number of parts")
+    return replace(mode, audit=True, sample=None if sample is None else int(sample))
 
 
 def mart_plans(
-    lake: Location, silver_snapshot: gold.SilverSnapshot, run_mode: RunMode, marts: list[gold.Mart]
+    lake: Location,
+    silver_snapshot: gold.SilverSnapshot,
+    run_mode: RunMode,
+    ready_marts: list[gold.Mart],
 ) -> list[gold.MartPlan]:
     """Per mart, what this run recomputes (read in the driver from the change data feed)."""
-    plans = [gold.plan(lake, silver_snapshot, mart, run_mode) for mart in marts]
+    plans = [gold.plan(lake, silver_snapshot, mart, run_mode) for mart in ready_marts]
     silver_snapshot.close()
     return plans
 
@@ -86,4 +122,15 @@ def gold_tables(
 ) -> list[WriteResult]:
     """Each mart's recomputed parts written in one commit with its watermark."""
     parts = list(mart_part)
-    return [gold.write(plan, parts, run_id) for plan in mart_plans]
+    results = [gold.write(plan, parts, run_id) for plan in mart_plans]
+    drifts = [r for r in results if audit.drifted(r.drift)]
+    for result in results:
+        if result.operation == "audit" and not audit.drifted(result.drift):
+            logger.info(
+                f"gold: audit {result.table}: equal to its rebuild ({result.rows:,} rows, "
+                f"{result.drift['parts']} parts, {result.drift['seconds']:.2f} s recomputing)"
+            )
+    if drifts:
+        lines = [audit.describe(r.table.rsplit("/", 1)[-1], r.drift) for r in drifts]
+        raise audit.MartDrift("; ".join(lines), outputs={"gold_tables": results})
+    return results

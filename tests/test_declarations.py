@@ -117,11 +117,12 @@ def test_a_mart_reading_an_undeclared_table_or_without_a_contract_is_refused(tmp
     )
     with pytest.raises(
         DeclarationError,
-        match="mart 'daily_page_stats' reads silver 'users', which no enabled dataset declares",
+        match="daily_page_stats.sql: mart 'daily_page_stats' reads 'users', which no enabled "
+        "dataset declares as an entity",
     ):
         catalog.load(datasets)
-    (datasets / "web_events.yml").write_text(spec.split("marts:")[0])
-    with pytest.raises(DeclarationError, match="mart 'daily_page_stats' .* has no output contract"):
+    (datasets / "web_events.yml").write_text(spec.replace("marts/daily_page_stats.sql", "x.sql"))
+    with pytest.raises(DeclarationError, match=r"marts.daily_page_stats.sql: no file .*x\.sql"):
         catalog.load(datasets)
 
 
@@ -148,16 +149,15 @@ def test_a_declaration_with_a_mistake_stops_the_run_before_any_table_changes(lak
 
 def test_a_mart_mistake_stops_daily_before_any_layer_moves_data(lakehouse):
     web_events.install(lakehouse.project)
-    marts = lakehouse.project / "pipelines" / "web_marts.py"
-    marts.write_text(marts.read_text().replace('"users": ("user_id",)', '"user": ("user_id",)'))
+    query = lakehouse.project / "marts" / "daily_page_stats.sql"
+    query.write_text(query.read_text().replace("u.country,", "u.countyr,"))
     web_events.write_jsonl(
         lakehouse.landing / "page_views" / "v.jsonl", web_events.views(date(2024, 3, 1), 5, "x")
     )
     result = lakehouse.cli("daily")
-    assert result.returncode != 0
-    assert "mart 'daily_page_stats' reads silver 'user', which no enabled dataset declares" in (
-        result.stderr
-    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if "daily_page_stats.sql" in line]
+    assert lines and "mart 'daily_page_stats'" in lines[0] and "countyr" in lines[0], result.stderr
     assert not (lakehouse.lake / "bronze").exists()
 
 
