@@ -67,10 +67,11 @@ bench: install-dev  ## the project against its peers, the daily flow at SF1, the
 	$(BIN)/python bench/bench_executors.py --scale-factor 0.1
 	$(BIN)/python bench/bench_plugins.py --rows 2000000
 
-dags: install system-deps  ## pictures of every pipeline's DAG into docs/dag/
+dags: install system-deps  ## pictures of every pipeline's DAG, and of the data, into docs/dag/
 	for name in $$(ls conf/pipelines | sed 's/\.yml$$//'); do \
 	  $(BIN)/flowerpower pipeline save-dag $$name --format png --output-path docs/dag/$$name.png || exit 1; \
 	done
+	CATALOG_DAG=docs/dag/data.png $(BIN)/flowerpower pipeline run catalog > /dev/null
 
 clean:  ## remove the demo lake and landing zone
 	rm -rf data

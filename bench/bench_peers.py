@@ -12,8 +12,9 @@ once, then times in alternation, ``--rounds`` times each:
 
 Then one more day is landed: the project runs it incrementally (on a copy of the backfilled
 lake each round) while the peers rebuild everything; then the project runs with nothing
-left to do (``daily``, then each layer's pipeline alone), and ``status`` (the cheapest
-pipeline) against ``python -c 'import duckdb'``.
+left to do (``daily``, then each layer's pipeline alone), gold's audit of every mart (each
+mart's seconds printed), and ``status`` (the cheapest pipeline) against
+``python -c 'import duckdb'``.
 Every figure is wall time of a child process (interpreter start included) and its peak
 memory (max RSS). Before printing, the marts of all three are checked equal.
 
@@ -48,6 +49,8 @@ MARTS = {
 }
 # daily's summary: one line per layer, its seconds last
 SUMMARY_LINE = re.compile(r"^  (\w+)(?:\s+[\d,]+){5}\s+([\d.]+)$", re.MULTILINE)
+# an audit's summary: one line per mart, the seconds its parts took to recompute
+AUDIT_LINE = re.compile(r"^  audit gold/(\w+): equal .* recomputed in ([\d.]+) s\)$", re.MULTILINE)
 
 
 def install_peers() -> None:
@@ -252,6 +255,12 @@ def main() -> None:
             runs.setdefault(f"nothing to do, {layer} alone", []).append(
                 measured([BIN / "flowerpower", "pipeline", "run", layer], bench.env)
             )
+        audit = measured(
+            [BIN / "flowerpower", "pipeline", "run", "gold", "--inputs", '{"audit": true}'],
+            bench.env,
+        )
+        audit["layers"] = {name: float(s) for name, s in AUDIT_LINE.findall(audit["out"])}
+        runs.setdefault("audit, every part", []).append(audit)
         runs.setdefault("status project", []).append(
             measured([BIN / "flowerpower", "pipeline", "run", "status"], bench.env)
         )
@@ -290,6 +299,11 @@ def report(runs: dict[str, list[dict]], args) -> None:
             print(f"  {work}: project / {peer} {ratio:.2f}x")
     day = median("one more day project") / median("one more day hand")
     print(f"  one more day incremental / hand full rebuild: {day:.2f}x (target <= 0.3x)")
+    audit = median("audit, every part") / median("one more day hand")
+    print(
+        f"  audit of every mart / hand full rebuild: {audit:.2f}x "
+        "(per mart: the seconds recomputing its parts, on the audit's line above)"
+    )
     alone = max(median(f"nothing to do, {layer} alone") for layer in LAYERS)
     print(
         f"  nothing to do: daily (four layers, five runs) {median('nothing to do project'):.2f} s, "

@@ -216,21 +216,33 @@ def _increment(silver: SilverSnapshot, mart: Mart, seen: dict, read: dict) -> tu
     return _traced(silver, mart, names, names)
 
 
+def _everything(silver: SilverSnapshot, mart: Mart) -> tuple:
+    """Every part the mart's query gives now, to spread a whole recompute over tasks (none
+    for a query that cannot be traced: it is one task)."""
+    if mart.whole:
+        return ()
+    return _parts(silver.con, [mart.query.lineage_sql(None)], mart.columns)
+
+
 def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> MartPlan:
     """What to recompute: what silver changed since the mart's watermark, a date range
     (backfill) or everything (full refresh). In plan mode it is only logged."""
     target = lake.child("gold", mart.name)
     last = delta.last_watermark(delta.open_table(target), mart.app_id) or {}
-    seen = {"silver_versions": last.get("silver_versions", {})}
+    seen = {"silver_versions": last.get("silver_versions", {}), "query": last.get("query")}
     read = {name: silver.versions[name] for name in mart.inputs}
-    current = {"silver_versions": read}
+    current = {"silver_versions": read, "query": mart.fingerprint}
     touched, whole, watermark = (), False, current
     if mode.audit:
         return _audit_plan(lake, mart, mode, target, seen)
-    if mode.full_refresh:
-        whole = True
-        if not mart.whole:  # traced: every part, to spread the work over tasks
-            touched = _parts(silver.con, [mart.query.lineage_sql(None)], mart.columns)
+    rewritten = bool(seen["silver_versions"]) and seen["query"] != mart.fingerprint
+    if rewritten and not mode.date_range:
+        logger.warning(
+            f"gold/{mart.name}: its query or contract changed since it was built "
+            f"({mart.where}): recomputed whole"
+        )
+    if mode.full_refresh or (rewritten and not mode.date_range):
+        touched, whole = _everything(silver, mart), True
     elif mode.date_range:
         watermark = seen  # a backfill moves no watermark
         dated = silver.register_range(mart, *mode.date_range) if not mart.whole else ()
@@ -249,7 +261,7 @@ def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> M
     elif read != seen["silver_versions"]:
         touched = _increment(silver, mart, seen["silver_versions"], read)
         if touched is None:
-            touched, whole = (), True
+            touched, whole = _everything(silver, mart), True
     if mode.date_range and not touched and not whole:
         logger.warning(
             f"gold/{mart.name} {mode}: no {mart.column} to recompute (silver holds no row of "

@@ -166,7 +166,7 @@ def trace(sql: str, columns: tuple[str, ...], where: str) -> Traced:
         why = _not_grouped_on(tree, columns, found)
         if why is None:
             expressions = tuple(e.sql(DIALECT) for e in found)
-    return Traced(tree.sql(DIALECT), inputs, tuple(columns), expressions, why)
+    return Traced(tree.sql(DIALECT, comments=False), inputs, tuple(columns), expressions, why)
 
 
 def _outputs(tree: exp.Query) -> dict[str, exp.Expression]:

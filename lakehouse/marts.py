@@ -24,8 +24,10 @@ the author's override, and the audit checks it like the rest.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,6 +93,21 @@ class Mart:
         if self.query is None:
             return "a LazyFrame (the engine reads SQL only)"
         return self.query.whole
+
+    @property
+    def fingerprint(self) -> str:
+        """What the mart's rows depend on besides silver: its query (as sqlglot writes it,
+        so layout and comments do not count, or the LazyFrame function's source), how it
+        is kept, and its contract's columns. Recorded with each commit's watermark: a mart
+        whose fingerprint changed is recomputed whole."""
+        if self.query is not None:
+            text = self.query.sql
+        else:
+            module, function = self.frame
+            text = inspect.getsource(getattr(importlib.import_module(module), function))
+        columns = sorted((name, str(dtype)) for name, dtype in self.contract.columns.items())
+        kept = (self.partition, self.keys, self.touched_sql, columns)
+        return hashlib.sha256(f"{text}\n{kept}".encode()).hexdigest()[:16]
 
     def check(self, rows: pa.Table) -> None:
         """The recomputed rows must meet the mart's output contract."""
@@ -160,7 +177,7 @@ def _from_function(name: str, module_name: str | None, where: str, entities: dic
     except ImportError as error:
         raise DeclarationError(f"{where}: cannot import {module_name!r}: {error}") from None
     build = getattr(module, name, None)
-    at = f"{getattr(module, '__file__', module_name)}:{name}"
+    at = f"{_shown(getattr(module, '__file__', None) or module_name)}:{name}"
     if not callable(build):
         raise DeclarationError(f"{where}: no function {name}() in {module_name}")
     inputs = tuple(inspect.signature(build).parameters)
@@ -185,6 +202,12 @@ def _from_function(name: str, module_name: str | None, where: str, entities: dic
     with _empty_silver(entities, inputs) as con:
         relation = build(*(con.table(i) for i in inputs))
         return relation.sql_query(), None, inputs, at
+
+
+def _shown(path: str) -> str:
+    """A file as a message names it: relative to the working folder when it lies inside."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 class _empty_silver:

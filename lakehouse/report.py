@@ -222,9 +222,10 @@ def render(
     runs: pl.DataFrame,
     quarantined: pl.DataFrame,
     bad_files: pl.DataFrame,
+    data_dag: str = "",
 ) -> str:
     """The report's HTML. ``quarantined``: day, table, rule, count; ``bad_files``: the rows
-    of ``_quarantine/_files``; ``runs``: the ledger."""
+    of ``_quarantine/_files``; ``runs``: the ledger; ``data_dag``: the data DAG as SVG."""
     failures = (
         runs.filter(pl.col("status").is_in(["failed", "abandoned"]))
         .sort("started_at", descending=True)
@@ -261,6 +262,8 @@ def render(
          _table(audits(runs), "No audit yet.")),
         ("Last failures", "The ten most recent failed or abandoned runs and their causes.",
          _table(failures, "No failed run.")),
+        ("The data", "Bronze sources, silver entities and the gold marts that read them "
+         "(flowerpower pipeline run catalog).", f"<div class='dag'>{data_dag}</div>"),
     ]  # fmt: skip
     body = "".join(
         f"<section><h2>{title}</h2><p class='note'>{note}</p>{content}</section>"
@@ -275,6 +278,7 @@ h1 {{ font-size: 22px; }} h2 {{ font-size: 17px; margin-top: 28px; }}
 table {{ border-collapse: collapse; font-size: 12px; }}
 td, th {{ border: 1px solid #ddd; padding: 3px 6px; text-align: left; vertical-align: top; }}
 #render-check {{ display: none; }}
+.dag svg {{ max-width: 100%; height: auto; }}
 </style></head><body>
 <h1>lakehouse report</h1>
 <p>{escape(lake)} &middot; generated {now:%Y-%m-%d %H:%M} UTC &middot; {len(runs):,} runs in

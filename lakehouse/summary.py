@@ -98,7 +98,11 @@ def _audit_line(result: WriteResult) -> str:
 
     if audit.drifted(result.drift):
         return "  audit " + _one_line(audit.describe(result.table.rsplit("/", 1)[-1], result.drift))
-    return f"  audit {result.table}: equal to its rebuild ({result.rows:,} rows compared)"
+    drift = result.drift or {}
+    return (
+        f"  audit {result.table}: equal to its rebuild ({result.rows:,} rows of "
+        f"{drift.get('parts', '?')} parts recomputed in {drift.get('seconds', 0):.2f} s)"
+    )
 
 
 def _headline(run: Run) -> str:

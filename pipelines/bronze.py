@@ -65,10 +65,15 @@ def source_plugins(
     return {name: plugins.source(name, spec or {}, at) for name, (spec, at) in specs.items()}
 
 
-def landing(landing_root: str, source_plugins: dict[str, plugins.Source]) -> Location:
-    """The landing zone's root folder; it must exist when a file source lands there."""
+def landing(
+    landing_root: str, source_plugins: dict[str, plugins.Source], plan: bool = False
+) -> Location:
+    """The landing zone's root folder; it must exist when a file source lands there (a plan
+    on a machine where nothing has landed yet just finds no file)."""
     in_landing = any(s.kind == "files" and not s.spec.get("uri") for s in source_plugins.values())
-    return settings.location("landing_root", landing_root, "bronze", must_exist=in_landing)
+    return settings.location(
+        "landing_root", landing_root, "bronze", must_exist=in_landing and not plan
+    )
 
 
 def run_id() -> str:

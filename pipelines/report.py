@@ -15,7 +15,7 @@ import polars as pl
 import yaml
 from loguru import logger
 
-from lakehouse import delta, ledger, report, settings, status
+from lakehouse import catalog, data_dag, delta, ledger, report, settings, status
 from lakehouse.landing_files import bad_files_location
 from lakehouse.storage import Location, replace_file
 
@@ -82,6 +82,17 @@ def bad_files(lake: Location) -> pl.DataFrame:
     return pl.from_arrow(table.to_pyarrow_table()).sort("recorded_at")
 
 
+def data_dag_svg() -> str:
+    """The data DAG of the enabled datasets (sources -> entities -> marts) as inline SVG;
+    a note instead where it cannot be drawn (no graphviz ``dot`` on this host)."""
+    try:
+        drawing = data_dag.graph(catalog.load())
+        return drawing.pipe(format="svg").decode()
+    except Exception as error:  # a picture never stops the report
+        logger.warning(f"report: no data DAG: {type(error).__name__}: {error}")
+        return f"<p>No picture: {type(error).__name__} (is graphviz installed?)</p>"
+
+
 def report_file(
     lake: Location,
     output: str,
@@ -90,6 +101,7 @@ def report_file(
     runs: pl.DataFrame,
     quarantined_per_day: pl.DataFrame,
     bad_files: pl.DataFrame,
+    data_dag_svg: str,
 ) -> str:
     """The report written to ``output``; its path."""
     html = report.render(
@@ -100,6 +112,7 @@ def report_file(
         runs,
         quarantined_per_day,
         bad_files,
+        data_dag_svg,
     )
     target = settings.location("output", output, "report")
     replace_file(target, html.encode())

@@ -20,7 +20,13 @@ from flowerpower import FlowerPowerProject
 
 from demo import tpch
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+# The project the tests copy their pipelines, hooks and settings from (another checkout, or a
+# project with its own conf/, can be named in LAKEHOUSE_TEST_PROJECT). The datasets of a
+# test's lake are never the project's: each test declares its own (the TPC-H demo's
+# declaration from demo/tpch.yml, web_events from tests/fixtures, ...).
+REPOSITORY = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(os.environ.get("LAKEHOUSE_TEST_PROJECT") or REPOSITORY)
+DEMO_DECLARATION = REPOSITORY / "demo" / "tpch.yml"
 
 
 class Lakehouse:
@@ -32,8 +38,11 @@ class Lakehouse:
         self.landing = root / "landing"
         self.lake = root / "lake"
         self.tpch_cache = tpch_cache
-        shutil.copytree(PROJECT_DIR / "conf", self.project / "conf")
-        self.switch_demo(True)  # the demo's tests run it, whatever the project's own switch says
+        shutil.copytree(
+            PROJECT_DIR / "conf", self.project / "conf", ignore=shutil.ignore_patterns("datasets")
+        )
+        (self.project / "conf" / "datasets").mkdir()
+        shutil.copy(DEMO_DECLARATION, self.project / "conf" / "datasets" / "tpch.yml")
         self.configure("bronze", settle_seconds=0)  # files here are complete when the test runs
         for folder in ("pipelines", "hooks"):
             shutil.copytree(

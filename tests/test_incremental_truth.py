@@ -11,43 +11,12 @@ from __future__ import annotations
 import json
 from datetime import date
 
-import duckdb
 import polars as pl
 import web_events
 from deltalake import DeltaTable
-from polars.testing import assert_frame_equal
-
-from lakehouse import catalog
-
-
-def rebuilt(house, name: str) -> pl.DataFrame:
-    """The mart computed whole from silver as it is now, by its declared query alone."""
-    mart = catalog.load(house.project / "conf" / "datasets").marts[name]
-    con = duckdb.connect()
-    for table in mart.inputs:
-        con.register(table, DeltaTable(str(house.lake / "silver" / table)).to_pyarrow_table())
-    return con.sql(mart.query.sql).pl()
-
-
-def assert_gold_equals_rebuild(house, names) -> None:
-    for name in names:
-        expected = rebuilt(house, name)
-        actual = house.table(f"gold/{name}").select(expected.columns)
-        floats = [c for c, t in expected.schema.items() if t.is_float()]
-        order = [c for c in expected.columns if c not in floats]
-        expected, actual = expected.sort(order), actual.sort(order)
-        assert_frame_equal(actual.drop(floats), expected.drop(floats), check_dtypes=False)
-        assert_frame_equal(actual.select(floats), expected.select(floats), rel_tol=1e-12)
-
-
-def _latest_snapshot(house, entity: str) -> pl.DataFrame:
-    files = sorted((house.landing / entity).glob("*.parquet"))
-    day = files[-1].name.split("_")[1]
-    return pl.concat([pl.read_parquet(f) for f in files if f.name.split("_")[1] == day])
-
-
-def _land_snapshot(house, entity: str, frame: pl.DataFrame, day: str) -> None:
-    frame.write_parquet(house.landing / entity / f"{entity}_{day}_part0.parquet")
+from openlineage_model import check_event
+from rebuild import assert_gold_equals_rebuild, rebuilt
+from truth import land_snapshot, latest_snapshot
 
 
 def test_a_renamed_nation_and_a_customer_moved_reach_the_demo_marts(lakehouse):
@@ -56,7 +25,7 @@ def test_a_renamed_nation_and_a_customer_moved_reach_the_demo_marts(lakehouse):
     for layer in ("landing", "bronze", "silver", "gold"):
         house.run(layer)
     before = house.table("gold/daily_revenue")
-    nation = _latest_snapshot(house, "nation")
+    nation = latest_snapshot(house, "nation")
     renamed = nation.filter(pl.col("n_nationkey") == 3)["n_name"][0]
     assert renamed in before["nation"].to_list()
     nation = nation.with_columns(
@@ -65,8 +34,8 @@ def test_a_renamed_nation_and_a_customer_moved_reach_the_demo_marts(lakehouse):
         .otherwise(pl.col("n_name"))
         .alias("n_name")
     )
-    _land_snapshot(house, "nation", nation, "2099-01-01")
-    customer = _latest_snapshot(house, "customer")
+    land_snapshot(house, "nation", nation, "2099-01-01")
+    customer = latest_snapshot(house, "customer")
     ordering = house.table("silver/orders")["o_custkey"].unique().sort()[0]
     moved_from = customer.filter(pl.col("c_custkey") == ordering)["c_nationkey"][0]
     customer = customer.with_columns(
@@ -75,7 +44,7 @@ def test_a_renamed_nation_and_a_customer_moved_reach_the_demo_marts(lakehouse):
         .otherwise(pl.col("c_nationkey"))
         .alias("c_nationkey")
     )
-    _land_snapshot(house, "customer", customer, "2099-01-01")
+    land_snapshot(house, "customer", customer, "2099-01-01")
     _carry(house)
 
     after = house.table("gold/daily_revenue")
@@ -138,7 +107,10 @@ def test_a_mart_whose_input_has_no_data_yet_is_skipped_and_blocks_no_other(lakeh
     web_events.install(lakehouse.project)
     lakehouse.switch_demo(True)
     lakehouse.configure("landing", defect_rate=0.0)
-    lakehouse.run("gold", inputs={"plan": True})  # a fresh lake: nothing exists
+    assert not lakehouse.landing.exists()  # a fresh machine: nothing landed, no lake
+    planned = lakehouse.cli("daily", "--inputs", '{"plan": true}')
+    assert planned.returncode == 0, planned.stderr
+    assert "gold/daily_revenue: skipped, silver/orders" in planned.stderr
     for layer in ("landing", "bronze", "silver", "gold"):
         lakehouse.run(layer)
     assert "gold/daily_page_stats: skipped, silver/page_views, silver/users does not exist" in (
@@ -167,7 +139,9 @@ def test_the_audit_catches_a_touched_override_that_forgets_a_dimension(lakehouse
 
     _move_to_another_country(lakehouse, users, views[0]["user_id"])
     _carry(lakehouse)  # the override reads no user change: the mart keeps the old country
-    drift = lakehouse.cli("gold", "--inputs", '{"audit": true, "sample": 1000}')
+    events_file = lakehouse.root / "lineage.jsonl"
+    lineage = {"LINEAGE_TRANSPORT": "file", "LINEAGE_FILE": str(events_file)}
+    drift = lakehouse.cli("gold", "--inputs", '{"audit": true, "sample": 1000}', env=lineage)
 
     assert drift.returncode == 4, drift.stderr
     assert "gold/daily_page_stats differs from its rebuild from silver" in drift.stdout
@@ -178,6 +152,13 @@ def test_the_audit_catches_a_touched_override_that_forgets_a_dimension(lakehouse
     found = json.loads(last["tables"])[0]["drift"]
     assert found["missing"] + found["changed"] >= 1 and found["examples"]
     assert found["rows_checked"] == rebuilt(lakehouse, "daily_page_stats").height
+    (failed,) = [json.loads(line) for line in events_file.read_text().splitlines()][1:]
+    check_event(failed)
+    assert failed["eventType"] == "FAIL"
+    (mart,) = [d for d in failed["inputs"] if d["name"].endswith("gold/daily_page_stats")]
+    (assertion,) = mart["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert assertion["assertion"] == "equals_rebuild" and assertion["success"] is False
+    assert int(assertion["actual"]) == found["missing"] + found["extra"] + found["changed"]
 
 
 def test_an_audit_of_a_sample_recomputes_only_that_many_parts(lakehouse):
@@ -190,3 +171,21 @@ def test_an_audit_of_a_sample_recomputes_only_that_many_parts(lakehouse):
     days = lakehouse.table("gold/daily_page_stats")["view_date"]
     assert 0 < audited.rows < days.len()
     assert audited.rows in days.value_counts()["count"].to_list()  # the rows of one day
+
+
+def test_a_changed_query_recomputes_its_mart_whole_and_a_new_layout_does_not(lakehouse, capfd):
+    web_events.install(lakehouse.project)
+    _land_views_and_users(lakehouse)
+    _carry(lakehouse)
+    query = lakehouse.project / "marts" / "daily_page_stats.sql"
+    version = lakehouse.version("gold/daily_page_stats")
+    query.write_text("-- the same query, laid out anew\n" + query.read_text().replace("\n", "\n  "))
+    lakehouse.run("gold")
+    assert lakehouse.version("gold/daily_page_stats") == version  # nothing to recompute
+
+    query.write_text(query.read_text().replace("count(*) AS views", "count(*) + 1 AS views"))
+    lakehouse.run("gold")
+    assert "gold/daily_page_stats: its query or contract changed" in capfd.readouterr().err
+    assert_gold_equals_rebuild(lakehouse, ["daily_page_stats"])
+    lakehouse.run("gold")
+    assert lakehouse.version("gold/daily_page_stats") == version + 1  # once, then up to date

@@ -6,11 +6,13 @@ The queries here belong to no dataset of the project: a shop's shipments and car
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
+import web_events
 import yaml
 
 from lakehouse import catalog, mart_query
@@ -241,3 +243,15 @@ def test_a_parameter_that_names_no_entity_is_refused(tmp_path):
         DeclarationError, match="parameter 'shipment' names no silver entity.*'shipments'"
     ):
         catalog.load(datasets)
+
+
+def test_the_catalog_pipeline_prints_how_each_mart_is_kept_and_draws_the_data(lakehouse):
+    web_events.install(lakehouse.project)
+    picture = lakehouse.root / "out" / "data.svg"
+    done = lakehouse.cli("catalog", env={"CATALOG_DAG": str(picture)})
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"daily_page_stats .* page_views, users .* partition view_date", done.stdout)
+    drawn = picture.read_text()
+    edges = re.findall(r"<title>(\w+)&#45;&gt;(\w+)</title>", drawn)
+    assert ("page_views", "daily_page_stats") in edges and ("users", "daily_page_stats") in edges
+    assert ("bronze_users", "users") in edges

@@ -94,6 +94,9 @@ def test_the_report_shows_in_a_browser_what_the_ledger_and_tables_hold(lake_with
     text = re.sub(r"<[^>]+>", "", shown.stdout)
     assert cause.split(";")[0] in text  # the last failures, with their causes
     assert "truncated.jsonl" in text  # the bad file, by name
+    data = shown.stdout.split("<h2>The data</h2>")[1]  # the data DAG, drawn inline
+    for node in ("bronze_page_views", "page_views", "users", "daily_page_stats"):
+        assert f">{node}</" in data, node
 
     shot = tmp_path / "report.png"
     taken = render(page, tmp_path, f"--screenshot={shot}", "--window-size=1000,1800")

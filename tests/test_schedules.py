@@ -52,7 +52,7 @@ def test_every_schedule_parses():
     assert {"SHELL", "MAILTO", "LAKEHOUSE_HOME", "LAKEHOUSE_ENV", "LAKEHOUSE_LOGS"} <= set(
         variables
     )
-    assert len(jobs) == 6
+    assert len(jobs) == 7
     for schedule, command in jobs:
         fields = schedule.split()
         assert all(_field_ok(f, *FIELDS[i]) for i, f in enumerate(fields)), schedule
@@ -97,7 +97,7 @@ def test_every_crontab_line_runs_in_a_sandbox(lakehouse):
         assert done.stdout == ""  # cron would mail any output: a run that worked prints nothing
     logs = Path(sandbox["LAKEHOUSE_LOGS"])
     assert sorted(p.name for p in logs.iterdir()) == sorted(
-        f"{n}.log" for n in ("daily", "bronze", "silver", "gold", "maintenance", "status")
+        f"{n}.log" for n in ("daily", "bronze", "silver", "gold", "maintenance", "audit", "status")
     )
     daily = (logs / "daily.log").read_text()
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| INFO", daily, re.MULTILINE)
@@ -106,6 +106,7 @@ def test_every_crontab_line_runs_in_a_sandbox(lakehouse):
     assert re.search(r"^daily daily-\S+: succeeded in ", daily, re.MULTILINE)  # the summary
     runs = pl.from_arrow(DeltaTable(str(lakehouse.lake / "_runs")).to_pyarrow_table())
     assert set(runs["status"]) == {"succeeded"}
+    assert "equal to its rebuild" in (logs / "audit.log").read_text()  # the weekly audit
 
     # A failing job exits non-zero and prints one line for cron to mail.
     env_file = Path(sandbox["LAKEHOUSE_ENV"])

@@ -15,7 +15,7 @@ import polars as pl
 from lakehouse import catalog
 
 ENTITIES = catalog.load_dataset(
-    Path(__file__).resolve().parent.parent / "conf" / "datasets" / "tpch.yml"
+    Path(__file__).resolve().parent.parent / "demo" / "tpch.yml"
 ).entities
 
 
@@ -91,3 +91,15 @@ def customer_value(con) -> pl.DataFrame:
         FROM orders LEFT JOIN lineitem ON l_orderkey = o_orderkey
         GROUP BY ALL ORDER BY ALL""").to_arrow_table()
     )
+
+
+def latest_snapshot(house, entity: str) -> pl.DataFrame:
+    """The rows of the newest (by name) snapshot of a demo dimension in the landing zone."""
+    files = sorted((house.landing / entity).glob("*.parquet"))
+    day = files[-1].name.split("_")[1]
+    return pl.concat([pl.read_parquet(f) for f in files if f.name.split("_")[1] == day])
+
+
+def land_snapshot(house, entity: str, frame: pl.DataFrame, day: str) -> None:
+    """A snapshot of a demo dimension landed under ``day``'s name, the way landing names one."""
+    frame.write_parquet(house.landing / entity / f"{entity}_{day}_part0.parquet")
