@@ -235,13 +235,14 @@ def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> M
     touched, whole, watermark = (), False, current
     if mode.audit:
         return _audit_plan(lake, mart, mode, target, seen)
-    rewritten = bool(seen["silver_versions"]) and seen["query"] != mart.fingerprint
+    built = bool(seen["silver_versions"])
+    rewritten = built and seen["query"] != mart.fingerprint
     if rewritten and not mode.date_range:
         logger.warning(
             f"gold/{mart.name}: its query or contract changed since it was built "
             f"({mart.where}): recomputed whole"
         )
-    if mode.full_refresh or (rewritten and not mode.date_range):
+    if mode.full_refresh or ((rewritten or not built) and not mode.date_range):
         touched, whole = _everything(silver, mart), True
     elif mode.date_range:
         watermark = seen  # a backfill moves no watermark

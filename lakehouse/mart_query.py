@@ -84,15 +84,18 @@ class Traced:
                 _rename(table, f"_all_{name}")
         lineage = exp.select(
             *(
-                exp.alias_(parse_expression(text), column)
+                exp.alias_(parse_expression(text), column, copy=False)
                 for text, column in zip(self.expressions, self.columns, strict=True)
-            )
-        ).distinct()
+            ),
+            copy=False,
+        ).distinct(copy=False)
         lineage.set("from_", tree.args["from_"])
         lineage.set("joins", tree.args.get("joins"))
         lineage.set("where", tree.args.get("where"))
         if marked is not None:
-            lineage = lineage.where(exp.column(CHANGED, table=marked).is_(exp.null()).not_())
+            lineage = lineage.where(
+                exp.column(CHANGED, table=marked).is_(exp.null()).not_(), copy=False
+            )
         return lineage.sql(DIALECT)
 
     @property
@@ -106,14 +109,15 @@ class Traced:
         a filter the scans can prune files with)."""
         tree = parse(self.sql, "")
         expressions = [parse_expression(text) for text in self.expressions]
-        touched = exp.select(*self.columns).from_(TOUCHED)
+        touched = exp.select(*self.columns, copy=False).from_(TOUCHED, copy=False)
         if len(expressions) == 1:
-            condition = expressions[0].isin(query=touched)
+            condition = expressions[0].copy().isin(query=touched, copy=False)
         else:
-            condition = exp.Tuple(expressions=expressions).isin(query=touched)
+            condition = exp.Tuple(expressions=expressions).isin(query=touched, copy=False)
         if literal_values:
-            condition = exp.and_(expressions[0].copy().isin(*literal_values), condition)
-        return tree.where(condition).sql(DIALECT)
+            literal = expressions[0].isin(*literal_values, copy=False)
+            condition = exp.and_(literal, condition, copy=False)
+        return tree.where(condition, copy=False).sql(DIALECT)
 
 
 def parse(sql: str, where: str) -> exp.Query:

@@ -156,14 +156,19 @@ def load(
             f"entity{did_you_mean(unknown[0], list(entities))}"
         )
     query = mart_query.trace(sql, columns, f"{at} (mart {name!r})") if sql is not None else None
+    unnamed = [t for t in (query.inputs if query else ()) if t not in inputs]
+    if unnamed:
+        raise DeclarationError(
+            f"{at}: mart {name!r} reads {unnamed[0]!r}, which is not one of its parameters"
+        )
     mart = Mart(name, inputs, contract, at, query, partition, settings.get("touched"), frame)
     mart = _bound(mart, entities)
     if mart.whole:
         logger.info(f"gold/{name} ({at}): recomputed whole whenever an input changes: {mart.whole}")
     dated = {
-        name: (entities[name].partition.column, entities[name].partition.by)
-        for name in inputs
-        if entities[name].partition
+        table: (entities[table].partition.column, entities[table].partition.by)
+        for table in inputs
+        if entities[table].partition
     }
     return dataclasses.replace(mart, prune=_prune(mart, entities), dated=dated)
 

@@ -176,10 +176,10 @@ def test_a_failed_run_then_a_rerun_equals_an_uninterrupted_run(
     lakehouse.run("bronze")
     lakehouse.run("silver")
 
-    def broken_upsert(*args, **kwargs):
+    def broken_write(*args, **kwargs):
         raise OSError("disk full while writing gold/customer_value")
 
-    monkeypatch.setattr(gold, "upsert", broken_upsert)
+    monkeypatch.setattr(gold, "overwrite", broken_write)  # a first build writes marts whole
     with pytest.raises(RuntimeError, match="disk full"):
         lakehouse.run("gold")
     monkeypatch.undo()

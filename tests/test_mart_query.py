@@ -255,3 +255,12 @@ def test_the_catalog_pipeline_prints_how_each_mart_is_kept_and_draws_the_data(la
     edges = re.findall(r"<title>(\w+)&#45;&gt;(\w+)</title>", drawn)
     assert ("page_views", "daily_page_stats") in edges and ("users", "daily_page_stats") in edges
     assert ("bronze_users", "users") in edges
+
+
+def test_a_function_whose_sql_reads_a_table_it_does_not_name_is_refused(tmp_path):
+    function = FUNCTIONS["sql"].replace("(shipments, carriers)", "(shipments)")
+    datasets = _project(tmp_path, function, "m5")
+    with pytest.raises(
+        DeclarationError, match="reads 'carriers', which is not one of its parameters"
+    ):
+        catalog.load(datasets)
