@@ -26,7 +26,7 @@ def build(work: Path, days: int, scale_factor: float, env: dict) -> None:
     shutil.rmtree(work / "lake", ignore_errors=True)
     land(work, days, scale_factor, env)
     for layer in LAYERS:
-        run_layer(layer, layer_config(layer, **roots(work)), env)
+        run_layer(layer, roots(work, layer), env)
 
 
 def land(work: Path, days: int, scale_factor: float, env: dict) -> dict:
@@ -41,14 +41,17 @@ def land(work: Path, days: int, scale_factor: float, env: dict) -> dict:
     return run_layer("landing", config, env)
 
 
-def roots(work: Path) -> dict:
-    return {"landing_root": str(work / "landing"), "lake_root": str(work / "lake")}
+def roots(work: Path, layer: str) -> dict:
+    """The layer's settings pointed at this lake (only the roots the layer has)."""
+    config = layer_config(layer)
+    where = {"landing_root": str(work / "landing"), "lake_root": str(work / "lake")}
+    return layer_config(layer, **{k: v for k, v in where.items() if k in config})
 
 
 def one_more_day(work: Path, scale_factor: float, env: dict) -> dict[str, float]:
     land(work, 1, scale_factor, env)
     return {
-        layer: run_layer(layer, layer_config(layer, **roots(work)), env)["seconds"]
+        layer: run_layer(layer, roots(work, layer), env)["seconds"]
         for layer in LAYERS
     }
 
