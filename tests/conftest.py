@@ -29,6 +29,16 @@ PROJECT_DIR = Path(os.environ.get("LAKEHOUSE_TEST_PROJECT") or REPOSITORY)
 DEMO_DECLARATION = REPOSITORY / "demo" / "tpch.yml"
 
 
+def copy_project(target: Path) -> None:
+    """The project's settings, pipelines and hooks copied into ``target``, its datasets
+    replaced by the demo's own declaration (the only dataset a test starts from)."""
+    ignored = shutil.ignore_patterns("datasets", "__pycache__")
+    for folder in ("conf", "pipelines", "hooks"):
+        shutil.copytree(PROJECT_DIR / folder, target / folder, ignore=ignored)
+    (target / "conf" / "datasets").mkdir()
+    shutil.copy(DEMO_DECLARATION, target / "conf" / "datasets" / "tpch.yml")
+
+
 class Lakehouse:
     """A project copy whose YAML points at a temp lake; runs pipelines in this process."""
 
@@ -38,18 +48,8 @@ class Lakehouse:
         self.landing = root / "landing"
         self.lake = root / "lake"
         self.tpch_cache = tpch_cache
-        shutil.copytree(
-            PROJECT_DIR / "conf", self.project / "conf", ignore=shutil.ignore_patterns("datasets")
-        )
-        (self.project / "conf" / "datasets").mkdir()
-        shutil.copy(DEMO_DECLARATION, self.project / "conf" / "datasets" / "tpch.yml")
+        copy_project(self.project)
         self.configure("bronze", settle_seconds=0)  # files here are complete when the test runs
-        for folder in ("pipelines", "hooks"):
-            shutil.copytree(
-                PROJECT_DIR / folder,
-                self.project / folder,
-                ignore=shutil.ignore_patterns("__pycache__"),
-            )
 
     def switch_demo(self, on: bool) -> None:
         """Turn the TPC-H demo dataset on or off in this copy (``enabled`` in its YAML)."""

@@ -56,7 +56,12 @@ def test_the_end_to_end_suites_pass_whatever_the_project_declares(tmp_path):
     (user / "marts" / "ticket_months.sql").write_text(
         "SELECT opened_month, count(*) AS tickets FROM orders GROUP BY ALL"
     )
-    suites = ["tests/test_end_to_end.py", "tests/test_second_domain.py", "tests/test_landing.py"]
+    suites = [
+        "tests/test_end_to_end.py",
+        "tests/test_second_domain.py",
+        "tests/test_landing.py",
+        "tests/test_walkthrough.py",
+    ]
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", *suites],
         cwd=REPOSITORY,

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 import polars as pl
+from conftest import copy_project
 from deltalake import DeltaTable
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -44,10 +44,7 @@ def _table(project: Path, name: str) -> pl.DataFrame:
 
 def test_the_bring_your_own_data_walkthrough_works_as_written(tmp_path):
     project = tmp_path / "project"
-    for folder in ("conf", "pipelines", "hooks"):
-        shutil.copytree(
-            PROJECT_DIR / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__")
-        )
+    copy_project(project)  # the demo's declaration, not this project's own datasets
     blocks = _walkthrough_blocks()
     assert [language for language, _ in blocks] == [
         "bash",
