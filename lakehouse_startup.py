@@ -9,6 +9,9 @@ project, ``.venv`` and the lake under ``data/`` included. That cost 3-5 s of eve
 grew with the lake. Syncing a local folder into itself copies nothing, so for that case the
 sync is skipped; a project on remote storage is synced as before.
 
+It also takes an empty ``FP_LOG_LEVEL`` (an env file's ``FP_LOG_LEVEL=``) for an unset one,
+the default level, where FlowerPower would fail every run on it.
+
 Only the ``flowerpower`` command is touched (other interpreters return at once), and the
 module it imports is one the command imports anyway.
 """
@@ -32,6 +35,10 @@ def install() -> None:
     command = os.path.basename(sys.argv[0]) if sys.argv else ""
     if command != "flowerpower":
         return
+    if "FP_LOG_LEVEL" in os.environ and not os.environ["FP_LOG_LEVEL"].strip():
+        # an env file's "FP_LOG_LEVEL=" means "not set": FlowerPower would fail every run
+        # with "Level '' does not exist" before reading any pipeline
+        del os.environ["FP_LOG_LEVEL"]
     try:
         from fsspeckit.core.filesystem.cache import MonitoredSimpleCacheFileSystem
     except ImportError:  # not the FlowerPower this project pins: leave it alone

@@ -50,10 +50,7 @@ def roots(work: Path, layer: str) -> dict:
 
 def one_more_day(work: Path, scale_factor: float, env: dict) -> dict[str, float]:
     land(work, 1, scale_factor, env)
-    return {
-        layer: run_layer(layer, roots(work, layer), env)["seconds"]
-        for layer in LAYERS
-    }
+    return {layer: run_layer(layer, roots(work, layer), env)["seconds"] for layer in LAYERS}
 
 
 def main() -> None:

@@ -69,12 +69,20 @@ def modified_at(info: dict) -> float | None:
 def settled(files: list[LandingFile], settle_seconds: float) -> list[LandingFile]:
     """The files that have not changed for ``settle_seconds``: a file changed more recently
     is watched until it is that old, and left for the next run if its size or modification
-    time moved meanwhile (a writer still at work)."""
+    time moved meanwhile (a writer still at work). A file dated in the future (the clock of
+    the system that wrote it is ahead of this host's) is watched for ``settle_seconds``, never
+    for its skew."""
     now = time.time()
     young = [f for f in files if f.modified is not None and now - f.modified < settle_seconds]
     if not young:
         return files
-    wait = max(settle_seconds - (now - f.modified) for f in young)
+    for file in young:
+        if file.modified > now + 1:
+            logger.warning(
+                f"bronze: {file.uri} is dated {file.modified - now:,.0f} s in the future (its "
+                f"writer's clock is ahead of this host's?): watched for {settle_seconds:g} s only"
+            )
+    wait = min(settle_seconds, max(settle_seconds - (now - f.modified) for f in young))
     logger.info(
         f"bronze: {len(young)} landing file(s) changed in the last {settle_seconds:g} s: "
         f"waiting {wait:.1f} s to see that they are complete"

@@ -26,3 +26,11 @@ def test_a_failed_run_exits_non_zero_with_the_reason(lakehouse):
     done = lakehouse.cli("silver", "--inputs", '{"from_date": "1992-01-01"}')
     assert done.returncode == 1
     assert "a backfill needs both from_date and to_date" in done.stderr
+
+
+def test_an_empty_log_level_in_the_environment_means_the_default(lakehouse):
+    """An env file's ``FP_LOG_LEVEL=`` used to fail every run before it read a pipeline."""
+    done = lakehouse.cli("status", env={"FP_LOG_LEVEL": ""})
+    assert "does not exist" not in done.stderr, done.stderr[-2000:]
+    assert done.returncode == 3  # the run itself ran: every table of an empty lake is missing
+    assert "stale tables" in done.stdout

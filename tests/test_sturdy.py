@@ -6,6 +6,7 @@ composite string/date key, month partition, floats, decimals, zoned timestamps, 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from decimal import Decimal
@@ -182,6 +183,19 @@ def test_a_file_still_being_written_waits_for_the_next_run(meters):
     meters.run("bronze")
     bronze = meters.table("bronze/readings")
     assert bronze.filter(pl.col("_source_file") == "readings/growing.csv").height == 9
+
+
+def test_a_file_dated_in_the_future_waits_the_settle_time_not_its_skew(meters, capfd):
+    """An upstream clock a day ahead: the file is watched for settle_seconds, then taken."""
+    meters.configure("bronze", settle_seconds=1.5)
+    ahead = drop(meters, "ahead.csv", good_rows(1, 3))
+    tomorrow = time.time() + 86_400
+    os.utime(ahead, (tomorrow, tomorrow))
+    started = time.monotonic()
+    meters.run("bronze")
+    assert time.monotonic() - started < 30
+    assert meters.table("bronze/readings").height == 3
+    assert "ahead.csv is dated 86,4" in capfd.readouterr().err
 
 
 def test_quarantined_rows_are_the_same_from_two_project_folders(tmp_path, tpch_cache):
