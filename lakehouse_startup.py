@@ -10,7 +10,8 @@ grew with the lake. Syncing a local folder into itself copies nothing, so for th
 sync is skipped; a project on remote storage is synced as before.
 
 It also takes an empty ``FP_LOG_LEVEL`` (an env file's ``FP_LOG_LEVEL=``) for an unset one,
-the default level, where FlowerPower would fail every run on it.
+the default level, where FlowerPower would fail every run on it, and silences Hamilton's
+warning that ``disable_telemetry`` (which FlowerPower calls) will be deprecated.
 
 Only the ``flowerpower`` command is touched (other interpreters return at once), and the
 module it imports is one the command imports anyway.
@@ -18,6 +19,7 @@ module it imports is one the command imports anyway.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -39,6 +41,9 @@ def install() -> None:
         # an env file's "FP_LOG_LEVEL=" means "not set": FlowerPower would fail every run
         # with "Level '' does not exist" before reading any pipeline
         del os.environ["FP_LOG_LEVEL"]
+    # FlowerPower calls Hamilton's disable_telemetry() on import, a no-op that warns on every
+    # run that it "will be deprecated": nothing a user of this project can act on
+    logging.getLogger("hamilton.dev_utils.deprecation").setLevel(logging.ERROR)
     try:
         from fsspeckit.core.filesystem.cache import MonitoredSimpleCacheFileSystem
     except ImportError:  # not the FlowerPower this project pins: leave it alone

@@ -42,6 +42,12 @@ class ExecutorError(Exception):
     """The configured executor cannot run: wrong setting, missing package, unreachable cluster."""
 
 
+class ExecutorSettingError(ExecutorError):
+    """An ``executor:`` setting that cannot be right (an unknown type or key, a bad value)."""
+
+    exit_code = 2  # as every setting at fault (lakehouse.settings.ConfigError)
+
+
 @dataclass(frozen=True)
 class ExecutorSpec:
     """Where a run's tasks go, and the YAML (or command line) it was read from."""
@@ -60,18 +66,20 @@ class ExecutorSpec:
         kind = given.pop("type", None) or "synchronous"
         kind = "synchronous" if kind == "local" else kind
         if kind not in KEYS:
-            raise ExecutorError(
+            raise ExecutorSettingError(
                 f"{where}.type: {kind!r} is not an executor type (known: {', '.join(KEYS)})"
             )
         values = {}
         for key, value in given.items():
             if key not in KEYS[kind]:
-                raise ExecutorError(f"{where}.{key}: {_why_not_used(key, kind)}")
+                raise ExecutorSettingError(f"{where}.{key}: {_why_not_used(key, kind)}")
             if key == "address":
                 values[key] = str(value).strip() or None if value is not None else None
             elif value is not None:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise ExecutorError(f"{where}.{key}: {value!r} is not a positive integer")
+                    raise ExecutorSettingError(
+                        f"{where}.{key}: {value!r} is not a positive integer"
+                    )
                 values[key] = value
         return cls(type=kind, where=where, **values)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import yaml
 from deltalake import DeltaTable
 
 
@@ -28,9 +29,19 @@ def test_a_failed_run_exits_non_zero_with_the_reason(lakehouse):
     assert "a backfill needs both from_date and to_date" in done.stderr
 
 
-def test_an_empty_log_level_in_the_environment_means_the_default(lakehouse):
+def test_an_empty_log_level_means_the_default_and_no_deprecation_chatter_shows(lakehouse):
     """An env file's ``FP_LOG_LEVEL=`` used to fail every run before it read a pipeline."""
     done = lakehouse.cli("status", env={"FP_LOG_LEVEL": ""})
     assert "does not exist" not in done.stderr, done.stderr[-2000:]
     assert done.returncode == 3  # the run itself ran: every table of an empty lake is missing
     assert "stale tables" in done.stdout
+    assert "disable_telemetry" not in done.stderr  # Hamilton's deprecation chatter, silenced
+
+
+def test_an_executor_setting_at_fault_exits_2_like_every_setting(lakehouse):
+    spec = yaml.safe_load((lakehouse.project / "conf" / "pipelines" / "status.yml").read_text())
+    spec["run"]["executor"] = {"type": "sparky"}
+    (lakehouse.project / "conf" / "pipelines" / "status.yml").write_text(yaml.safe_dump(spec))
+    done = lakehouse.cli("status")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "status.yml run.executor.type: 'sparky' is not an executor type" in done.stdout
