@@ -146,10 +146,15 @@ class Lease:
             generation = int(holder.get("generation", 0)) + 1
             expires_at = now() + self.seconds
             etag = self._write(self._holder(expires_at, generation), IfMatch=current)
-            if etag is None:
+            if etag is None:  # another run took it between our read and our write
+                state = "released" if holder.get("released") else "expired"
+                found = self._read()
+                winner = found[0] if found else {}
                 raise LeaseBusy(
-                    f"{self.pipeline}: another run took over the expired lease first; lease "
-                    f"{self.object.uri}"
+                    f"{self.pipeline} is already running (pid {winner.get('pid')} on "
+                    f"{winner.get('host')}, run {winner.get('run_id')}, lease until "
+                    f"{winner.get('expires')}): it took the {state} lease of run "
+                    f"{holder.get('run_id')} first; lease {self.object.uri}"
                 )
             if not holder.get("released"):
                 logger.warning(

@@ -71,6 +71,28 @@ def test_one_holder_at_a_time_and_a_released_lease_is_free_at_once(lake):
     assert second.generation == 2
 
 
+def test_a_run_that_loses_the_race_for_a_free_lease_names_the_winner(lake, monkeypatch):
+    first = lease.Lease(lake, "silver", "run-1", seconds=30)
+    first.acquire()
+    first.release()
+    loser = lease.Lease(lake, "silver", "run-loser", seconds=30)
+    winner = lease.Lease(lake, "silver", "run-winner", seconds=30)
+    read = lease.Lease._read
+
+    def read_then_lose_the_race(self):
+        found = read(self)
+        if self is loser and not getattr(loser, "_raced", False):
+            loser._raced = True
+            winner.acquire()  # takes the released lease between the loser's read and write
+        return found
+
+    monkeypatch.setattr(lease.Lease, "_read", read_then_lose_the_race)
+    with pytest.raises(lease.LeaseBusy) as busy:
+        loser.acquire()
+    assert "run run-winner" in str(busy.value) and "pid " in str(busy.value)
+    assert "took the released lease of run run-1 first" in str(busy.value)
+
+
 def test_an_expired_lease_is_taken_over_and_its_holder_commits_nothing(lake):
     paused = lease.Lease(lake, "silver", "paused", seconds=1)
     paused.acquire()
