@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import write_deltalake
 from loguru import logger
 
@@ -364,6 +365,12 @@ def write(plan: MartPlan, parts: list[MartPart], run_id: str) -> delta.WriteResu
     return replace(result, inputs=plan.sources)
 
 
+def _parts_frame(values: tuple, columns: list[str], schema) -> pl.DataFrame:
+    """Partition values or keys (tuples for several columns) as a frame of ``schema``."""
+    rows = [list(v) if len(columns) > 1 else [v] for v in values]
+    return pl.DataFrame(rows, schema=columns, orient="row").cast(schema)
+
+
 def compared(plan: MartPlan, parts: list[MartPart]) -> delta.WriteResult:
     """An audit's result: the mart's stored rows of the recomputed parts against them."""
     target, mart = plan.target, plan.mart
@@ -371,13 +378,13 @@ def compared(plan: MartPlan, parts: list[MartPart]) -> delta.WriteResult:
     if table is None or not (parts or plan.whole):
         return delta.WriteResult(target.name, target.uri, "none", 0, None)
     fresh = pl.from_arrow(pa.concat_tables([p.rows for p in parts]))
-    stored = pl.from_arrow(table.to_pyarrow_table())
-    if not plan.whole:
-        asked = pl.DataFrame(
-            [list(t) if len(mart.columns) > 1 else [t] for t in plan.touched],
-            schema=list(mart.columns),
-            orient="row",
-        ).cast(stored.select(mart.columns).schema)
+    dataset = table.to_pyarrow_dataset()
+    if plan.whole:
+        stored = pl.from_arrow(dataset.to_table())
+    else:  # a partitioned mart reads just the audited partitions
+        only = pc.field(mart.partition).isin(list(plan.touched)) if mart.partition else None
+        stored = pl.from_arrow(delta.read_where(dataset, only))
+        asked = _parts_frame(plan.touched, list(mart.columns), stored.select(mart.columns).schema)
         stored = stored.join(asked, on=list(mart.columns), how="semi")
     drift = audit.compare(stored, fresh, list(mart.contract.keys))
     drift["parts"] = len(plan.touched) if not plan.whole else "all"
@@ -428,10 +435,8 @@ def upsert(
     tuples of values) that have no row in it any more, in one commit."""
     table = delta.ensure_table(location, data.schema)
     recomputed = pl.from_arrow(data)
-    asked = pl.DataFrame(
-        [list(t) if len(keys) > 1 else [t] for t in touched], schema=keys, orient="row"
-    )
-    gone = asked.cast(recomputed.select(keys).schema).join(recomputed, on=keys, how="anti")
+    asked = _parts_frame(touched, keys, recomputed.select(keys).schema)
+    gone = asked.join(recomputed, on=keys, how="anti")
     source = pl.concat(
         [
             recomputed.with_columns(pl.lit(False).alias(GONE)),

@@ -68,6 +68,7 @@ class Traced:
     columns: tuple[str, ...]
     expressions: tuple[str, ...] | None
     whole: str | None
+    tables: tuple[tuple[str, str], ...] = ()  # (input, alias) of each FROM/JOIN table, in order
 
     def lineage_sql(self, occurrence: int | None, changed: frozenset[str] = frozenset()) -> str:
         """The parts reached by the changed rows of the ``occurrence``-th input table of the
@@ -101,7 +102,7 @@ class Traced:
     @property
     def occurrences(self) -> tuple[str, ...]:
         """The input of each table occurrence of the FROM/JOIN clauses, in order."""
-        return tuple(t.name for t in from_tables(parse(self.sql, "")))
+        return tuple(name for name, _ in self.tables)
 
     def part_sql(self, literal_values: tuple | None = None) -> str:
         """The query restricted to some parts before it groups: to the rows of ``TOUCHED``
@@ -170,7 +171,11 @@ def trace(sql: str, columns: tuple[str, ...], where: str) -> Traced:
         why = _not_grouped_on(tree, columns, found)
         if why is None:
             expressions = tuple(e.sql(DIALECT) for e in found)
-    return Traced(tree.sql(DIALECT, comments=False), inputs, tuple(columns), expressions, why)
+    tables = ()
+    if isinstance(tree, exp.Select) and tree.args.get("from_") is not None:
+        tables = tuple((t.name, t.alias or t.name) for t in from_tables(tree))
+    sql = tree.sql(DIALECT, comments=False)
+    return Traced(sql, inputs, tuple(columns), expressions, why, tables)
 
 
 def _outputs(tree: exp.Query) -> dict[str, exp.Expression]:

@@ -317,17 +317,15 @@ def _check_outputs(mart: Mart, outputs) -> None:
 
 
 def _prune(mart: Mart, entities: dict[str, Entity]) -> dict[str, str]:
-    """input -> column, where the mart's partition is that input's own partition column."""
+    """input -> column, where the mart's partition is that input's own partition column
+    (an input read once: a self-join's two sides need different files)."""
     if not mart.partition or mart.query is None or mart.query.expressions is None:
         return {}
     expression = mart_query.parse_expression(mart.query.expressions[0])
     if not isinstance(expression, exp.Column):
         return {}
-    tree = mart_query.parse(mart.query.sql, mart.where)
-    for table in mart_query.from_tables(tree):
-        alias = table.alias or table.name
-        entity = entities[table.name]
-        if expression.table in (alias, "") and entity.partition_column == expression.name:
-            if sum(t.name == table.name for t in mart_query.from_tables(tree)) == 1:
-                return {table.name: expression.name}
+    for name, alias in mart.query.tables:
+        if expression.table in (alias, "") and entities[name].partition_column == expression.name:
+            if mart.query.occurrences.count(name) == 1:
+                return {name: expression.name}
     return {}
