@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from lakehouse import names
 from lakehouse.declaration import (
     MART_KEYS,
     MART_SETTINGS,
@@ -105,6 +106,9 @@ def load_dataset(path: Path) -> Dataset:
     sources = spec.get("sources") or {}
     if not isinstance(sources, dict):
         raise DeclarationError(f"{path} sources: expected a mapping of source name -> plugin")
+    for name in sources:
+        if problem := names.table_problem(name):
+            raise DeclarationError(f"{path} sources: {problem}")
     return Dataset(
         path.stem,
         path,

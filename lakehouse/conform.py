@@ -186,13 +186,21 @@ def with_reasons(rejected: pl.DataFrame, entity: Entity) -> pl.DataFrame:
     return rejected.with_columns(_reason=reason)
 
 
-def raw_text(rows: pl.DataFrame) -> pl.Expr:
-    """The row as it arrived, as JSON text (for quarantine)."""
+def raw_text(rows: pl.DataFrame, declared_only: bool = False) -> pl.Expr:
+    """The row as it arrived, as JSON text (for quarantine): the declared columns, then the
+    others bronze holds (all of them, or none with ``declared_only``)."""
     names = [c for c in rows.columns if c.startswith("__raw_")]
     extra = [c for c in rows.columns if not c.startswith("_") and f"__raw_{c}" not in rows.columns]
     fields = [pl.col(c).alias(c.removeprefix("__raw_")) for c in names]
-    fields += [pl.col(c) for c in extra]
+    fields += [] if declared_only else [pl.col(c) for c in extra]
     return pl.struct([f.cast(pl.String) for f in fields]).struct.json_encode()
+
+
+def as_rejected(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rejected rows with ``_raw``, the row as it arrived, and ``_identity``, the values it
+    arrived with in the declared columns: what its quarantine ``row_key`` is made of, so a
+    column bronze gained since, or the file ingested again, gives the same key."""
+    return rows.with_columns(_raw=raw_text(rows), _identity=raw_text(rows, declared_only=True))
 
 
 def without_raw(rows: pl.DataFrame) -> pl.DataFrame:
@@ -219,16 +227,29 @@ def latest_arrivals(narrow: pl.DataFrame, subset: list[str]) -> pl.Expr:
 
 
 def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(one row per business key, the superseded copies). The latest arrival wins."""
+    """(one row per business key, the duplicates). The latest arrival wins.
+
+    A copy superseded by a later copy in its own drop (one landing file as one bronze commit
+    took it) is a duplicate, for quarantine. A copy superseded by a later drop (a corrected
+    or rewritten file) is an earlier version of the row and is dropped quietly, as a run per
+    drop would have merged it and then updated it: a batch of many drops, a full refresh
+    among them, quarantines what runs of one drop each quarantine, no more."""
+    keys = list(entity.keys)
+    # a drop: a file as one bronze commit took it (a full refresh reads no commit versions:
+    # the ingestion time of its run tells two takes of one file apart)
+    taken = next((c for c in ("_commit_version", "_ingested_at") if c in valid.columns), None)
+    drop = [c for c in (taken, "_source_file") if c in valid.columns]
     order = [c for c in ORDER_OF_ARRIVAL if c in valid.columns]
-    narrow = valid.select(*entity.keys, *order).with_row_index("__row")
-    is_latest = latest_arrivals(narrow, list(entity.keys))
-    keys = ", ".join(entity.keys)
-    superseded = valid.filter(~is_latest).with_columns(
+    narrow = valid.select(*dict.fromkeys([*keys, *order, *drop])).with_row_index("__row")
+    last_in_drop = latest_arrivals(narrow, [*keys, *drop]) if drop else None
+    is_latest = latest_arrivals(narrow, keys)
+    duplicate = ~is_latest if last_in_drop is None else ~last_in_drop
+    named = ", ".join(keys)
+    duplicates = valid.filter(duplicate).with_columns(
         _rule=pl.lit("duplicate"),
-        _reason=pl.lit(f"another row with the same {keys} arrived later in the batch"),
+        _reason=pl.lit(f"another row with the same {named} arrived later in the same drop"),
     )
-    return valid.filter(is_latest), superseded
+    return valid.filter(is_latest), duplicates
 
 
 def orphans(rows: pl.DataFrame, foreign_key: str, parent_keys: pl.Series) -> pl.Series:
@@ -258,18 +279,18 @@ def split(
         raw = with_row_hash(raw, entity)
     rows = conformed(raw, entity)
     broken = rows.filter(pl.col("_rule").is_not_null())
-    rejected = [with_reasons(broken, entity).with_columns(_raw=raw_text(broken))]
+    rejected = [as_rejected(with_reasons(broken, entity))]
     parsed = rows.filter(pl.col("_rule").is_null()).drop("_rule").with_row_index("__row")
     del rows
     failed = contracts.row_failures(parsed.select(list(entity.columns)), entity, table)
     against_contract = parsed.join(failed, on="__row")
-    rejected.append(against_contract.with_columns(_raw=raw_text(against_contract)))
+    rejected.append(as_rejected(against_contract))
     valid = parsed.join(failed, on="__row", how="anti").drop("__row")
     if policy is not None:
         valid, held = _hold_drops_over_budget(raw, valid, rejected, policy, table)
         rejected.append(held)
     valid, duplicates = deduplicated(valid, entity)
-    rejected.append(duplicates.with_columns(_raw=raw_text(duplicates)))
+    rejected.append(as_rejected(duplicates))
     if parent_keys is not None and entity.parent:
         parent = entity.parent
         orphan = orphans(valid, parent.column, parent_keys)
@@ -277,7 +298,7 @@ def split(
             f"{parent.column}={{}} has no row in silver/{parent.entity}", pl.col(parent.column)
         )
         orphaned = valid.filter(orphan).with_columns(_rule=pl.lit("orphan"), _reason=reason)
-        rejected.append(orphaned.with_columns(_raw=raw_text(orphaned)))
+        rejected.append(as_rejected(orphaned))
         valid = valid.filter(~orphan)
         if policy and policy.on_invalid == "fail" and orphaned.height:
             raise ValueError(
@@ -300,5 +321,5 @@ def _hold_drops_over_budget(raw, valid, rejected, policy, table):
     rows = valid.join(held, on=by, nulls_equal=True).with_columns(_rule=pl.lit(OVER_BUDGET))
     return (
         valid.join(held, on=by, how="anti", nulls_equal=True),
-        rows.with_columns(_raw=raw_text(rows)),
+        as_rejected(rows),
     )

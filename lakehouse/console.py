@@ -42,6 +42,20 @@ def _not_chatter(record) -> bool:
     return record["level"].no >= logger.level("WARNING").no or not name.startswith(LIBRARIES)
 
 
+def coloured(stream) -> bool:
+    """Colours only on a terminal (``NO_COLOR`` and ``FORCE_COLOR`` respected): loguru's own
+    guess also colours a redirected stream when CI variables are set, which puts escape
+    codes into log files."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 _installed: tuple | None = None  # (level, stream) of the sink this module last added
 
 
@@ -72,6 +86,7 @@ def setup_logging(level: str | None = None) -> None:
         level=effective,
         format=FULL if verbose else SHORT,
         filter=None if verbose else _not_chatter,
+        colorize=coloured(sys.stderr),
     )
     _installed = (effective, sys.stderr)
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from lakehouse import names
 from lakehouse.settings import did_you_mean
 
 SIMPLE_TYPES = {
@@ -264,6 +265,8 @@ def _partition(spec, columns: dict, where: str) -> Partition | None:
         raise DeclarationError(f"{where}.from: one date column, or [year, month, day] columns")
     if spec["column"] in columns:
         raise DeclarationError(f"{where}.column: {spec['column']!r} is already a declared column")
+    if problem := names.column_problem(spec["column"]):
+        raise DeclarationError(f"{where}.column: {problem}")
     return Partition(spec["column"], source, by)
 
 
@@ -286,15 +289,25 @@ def _snapshot(spec, where: str) -> Snapshot | None:
     return Snapshot(vanished, None if group is None else str(group))
 
 
+def _source_name(name, where: str) -> str:
+    if problem := names.table_problem(name):
+        raise DeclarationError(f"{where}: {problem}")
+    return name
+
+
 def table(name: str, spec, where: str, *, allowed=ENTITY_KEYS) -> Entity:
     """One entity (or mart contract) from its YAML mapping."""
     spec = keys_of(spec, allowed, where)
+    if problem := names.table_problem(name):
+        raise DeclarationError(f"{where}: {problem}")
     raw_columns = spec.get("columns")
     if not isinstance(raw_columns, dict) or not raw_columns:
         raise DeclarationError(f"{where}.columns: declare at least one column")
     columns, nullable, rules, descriptions, zones = {}, set(), {}, {}, {}
     for column, column_spec in raw_columns.items():
         at = f"{where}.columns.{column}"
+        if problem := names.column_problem(column):
+            raise DeclarationError(f"{where}.columns: {problem}")
         if isinstance(column_spec, str):
             column_spec = {"type": column_spec}
         column_spec = keys_of(column_spec, COLUMN_KEYS, at)
@@ -338,7 +351,7 @@ def table(name: str, spec, where: str, *, allowed=ENTITY_KEYS) -> Entity:
         partition=_partition(spec.get("partition"), columns, f"{where}.partition"),
         grain=str(spec.get("grain", "")),
         parent=parent,
-        source=str(spec.get("source", name)),
+        source=_source_name(spec.get("source", name), f"{where}.source"),
         nullable=frozenset(nullable),
         rules=rules,
         dates=_dates(spec.get("dates"), f"{where}.dates"),

@@ -18,7 +18,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import CommitProperties, Transaction
 
-from lakehouse import lease
+from lakehouse import fence
 from lakehouse.storage import Location
 
 WATERMARK_KEY = "lakehouse.watermark"
@@ -63,7 +63,7 @@ def ensure_table(
     table = open_table(location)
     if table is not None:
         return table
-    lease.check_held()  # creating a table is a commit too
+    fence.check()  # creating a table is a commit too
     try:
         return DeltaTable.create(
             location.uri,
@@ -234,15 +234,21 @@ def commit_properties(
     mark = {"app_id": app_id, "batch": batch, **watermark}
     metadata = {WATERMARK_KEY: json.dumps(mark, sort_keys=True), RUN_ID_KEY: run_id}
     return CommitProperties(
-        custom_metadata={**metadata, **lease.markers()},
+        custom_metadata={**metadata, **fence.markers()},
         app_transactions=[Transaction(app_id, batch), *extra_transactions],
     )
 
 
-def run_properties(run_id: str) -> CommitProperties:
-    """Commit properties of a commit of the run that is no batch's (no watermark, no app
-    transaction)."""
-    return CommitProperties(custom_metadata={RUN_ID_KEY: run_id, **lease.markers()})
+def ahead_properties(run_id: str, batch: CommitProperties, step: str) -> CommitProperties:
+    """Commit properties of a commit the run makes ahead of ``batch``'s own commit (``step``):
+    no watermark, and an app transaction of its own (``<batch app id>:<step>``), so that a
+    stale holder waking with this commit in flight conflicts with the same step committed
+    by the run that took its lease over, instead of landing it twice."""
+    mark = batch.app_transactions[0]
+    return CommitProperties(
+        custom_metadata={RUN_ID_KEY: run_id, **fence.markers()},
+        app_transactions=[Transaction(f"{mark.app_id}:{step}", mark.version)],
+    )
 
 
 def check_not_committed(table: DeltaTable, properties: CommitProperties) -> None:
@@ -252,7 +258,7 @@ def check_not_committed(table: DeltaTable, properties: CommitProperties) -> None
     commit of the same app id that lands after this snapshot, so no batch is written twice.
     It also checks that the run still holds its pipeline's lease (``lakehouse.lease``).
     """
-    lease.check_held()  # a run that lost its pipeline's lease stops before committing
+    fence.check()  # a run that lost its pipeline's lease stops before committing
     batch = properties.app_transactions[0]
     done = table.transaction_version(batch.app_id)
     if done is not None and done >= batch.version:
@@ -308,7 +314,14 @@ def sql_literal(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def in_list(column: str, values: Iterable) -> str:
-    """``column IN (...)`` over the distinct values, sorted for a stable predicate."""
+def quoted(name: str, alias: str | None = None) -> str:
+    """A column name as a SQL identifier (``alias."name"``), whatever it holds: a space, a
+    double quote (doubled), a reserved word. Every name that reaches SQL goes through here."""
+    column = '"' + name.replace('"', '""') + '"'
+    return f"{alias}.{column}" if alias else column
+
+
+def in_list(column: str, values: Iterable, alias: str | None = None) -> str:
+    """``"column" IN (...)`` over the distinct values, sorted for a stable predicate."""
     items = sorted({v for v in values if v is not None})
-    return f"{column} IN ({', '.join(sql_literal(v) for v in items)})"
+    return f"{quoted(column, alias)} IN ({', '.join(sql_literal(v) for v in items)})"

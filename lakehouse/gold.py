@@ -121,7 +121,7 @@ class SilverSnapshot:
             self.con.sql(
                 f'CREATE OR REPLACE VIEW "_changed_{name}" AS '
                 f'SELECT *, true AS {mart_query.CHANGED} FROM "{name}" '
-                f"WHERE \"{column}\" BETWEEN date_trunc('{by}', DATE '{first}') "
+                f"WHERE {delta.quoted(column)} BETWEEN date_trunc('{by}', DATE '{first}') "
                 f"AND DATE '{last}'"
             )
             dated.add(name)
@@ -322,7 +322,7 @@ def compute(task: PartTask) -> MartPart:
     started = time.perf_counter()
     prune = {}
     if values is not None:
-        prune = {name: delta.in_list(f'"{column}"', values) for name, column in mart.prune.items()}
+        prune = {name: delta.in_list(column, values) for name, column in mart.prune.items()}
     silver = SilverSnapshot.open(task.lake, task.silver_versions, prune)
     if mart.query is None:
         frames = {name: pl.scan_pyarrow_dataset(silver.dataset(name)) for name in mart.inputs}
@@ -444,7 +444,7 @@ def upsert(
         ],
         how="diagonal_relaxed",
     ).to_arrow()
-    on = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
+    on = " AND ".join(f"{delta.quoted(k, 't')} = {delta.quoted(k, 's')}" for k in keys)
     before = table.version()
     delta.check_not_committed(table, properties)
     table.merge(

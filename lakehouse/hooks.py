@@ -26,7 +26,7 @@ from types import ModuleType
 
 from loguru import logger
 
-from lakehouse import exit_status
+from lakehouse import exit_status, fence
 from lakehouse.delta import WriteResult
 
 CONF_FILE = Path("conf") / "hooks.yml"
@@ -174,11 +174,13 @@ def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
     token = _current.set(record)
     entered: list[tuple[ModuleType, dict]] = []
     try:
+        fence.check()  # daily's layer: not once daily lost its lease
         for module, settings in load(project_dir):
             module.before(record, settings)
             entered.append((module, settings))
         logger.debug(f"{pipeline}: run {record.run_id} started")
         outputs = run()
+        fence.check()  # a run that lost its lease fails, even with nothing left to commit
         record.finish("succeeded", outputs=outputs)
         logger.debug(f"{pipeline}: run {record.run_id} succeeded in {record.seconds:.1f} s")
         return outputs

@@ -9,12 +9,14 @@ the background every third of the lease; a holder that dies stops renewing, and 
 lease's expiry plus a grace for clock skew the next run takes it over (another
 compare-and-swap: of two would-be successors one wins).
 
-Fencing: before each Delta commit the run checks that its lease still holds (``check``):
-not taken over, renewed in time, and not past its own expiry by the local clock (a process
-paused past the lease notices on waking, before it commits). What is left is the window
-between that check and the commit reaching the store (one commit's duration): a process
-paused exactly there, for longer than the lease's grace, could still commit once. Each
-commit records the lease it was made under (``lakehouse.lease`` in the commit metadata).
+Fencing (``lakehouse.fence``): before each write (Delta commit, ledger row, landing or
+published file) the run checks that its lease still holds (``check``): not taken over,
+renewed in time, and not past its own expiry by the local clock (a process paused past the
+lease notices on waking, before it writes). A run that finds it lost fails with exit code 5,
+naming who holds the lease now. What is left is the window between that check and the write
+reaching the store (one write's duration): a process paused exactly there, for longer than
+the lease's grace, can still complete that one write on waking. Each commit records the
+lease it was made under (``lakehouse.lease`` in the commit metadata).
 """
 
 from __future__ import annotations
@@ -30,15 +32,13 @@ from datetime import UTC, datetime
 from fsspec.asyn import sync
 from loguru import logger
 
+from lakehouse import fence
+from lakehouse.fence import LeaseLost
 from lakehouse.storage import Location, split_protocol
 
 DEFAULT_SECONDS = 120.0
 SKEW_SECONDS = 5.0  # a lease is taken over only this long after its expiry (clocks differ)
-_held: list[Lease] = []  # the leases this process holds, checked before every commit
-
-
-class LeaseLost(RuntimeError):
-    """This run no longer holds its pipeline's lease: it must not commit."""
+__all__ = ["Lease", "LeaseBusy", "LeaseLost", "is_object_store"]
 
 
 class LeaseBusy(Exception):
@@ -77,6 +77,7 @@ class Lease:
         self.bucket, _, self.key = path.partition("/")
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._lost_message: str | None = None
 
     # --- the store ------------------------------------------------------------------------
 
@@ -129,7 +130,9 @@ class Lease:
     # --- taking, renewing, giving back -------------------------------------------------------
 
     def acquire(self) -> None:
-        """Take the lease or raise ``LeaseBusy`` naming its holder."""
+        """Take the lease or raise ``LeaseBusy`` naming its holder (``LeaseLost`` when a
+        lease this process holds already, ``daily``'s, was lost)."""
+        fence.check()
         expires_at = now() + self.seconds
         etag = self._write(self._holder(expires_at, 1), IfNoneMatch="*")
         if etag is None:
@@ -145,6 +148,7 @@ class Lease:
                 )
             generation = int(holder.get("generation", 0)) + 1
             expires_at = now() + self.seconds
+            fence.check()
             etag = self._write(self._holder(expires_at, generation), IfMatch=current)
             if etag is None:  # another run took it between our read and our write
                 state = "released" if holder.get("released") else "expired"
@@ -166,7 +170,7 @@ class Lease:
         else:
             self.generation = 1
         self.etag, self.expires_at = etag, expires_at
-        _held.append(self)
+        fence.hold(self)
         self._renewer = threading.Thread(
             target=self._renew_until_stopped, name=f"lease-{self.pipeline}", daemon=True
         )
@@ -178,13 +182,13 @@ class Lease:
         if self.lost:
             return
         if self._expired():  # a lapsed lease stays lost, even if nobody took it over meanwhile
-            logger.error(f"{self.pipeline}: lease lost ({self.lost}); no further commit")
+            logger.error(f"{self.pipeline}: lease lost ({self.lost}); no further write")
             return
         expires_at = now() + self.seconds
         etag = self._write(self._holder(expires_at, self.generation), IfMatch=self.etag)
         if etag is None:
             self.lost = "another run took the lease over"
-            logger.error(f"{self.pipeline}: lease lost ({self.lost}); no further commit")
+            logger.error(f"{self.pipeline}: lease lost ({self.lost}); no further write")
             return
         self.etag, self.expires_at = etag, expires_at
 
@@ -204,20 +208,37 @@ class Lease:
         return self.lost is not None
 
     def check(self) -> None:
-        """Raise ``LeaseLost`` unless the lease still holds (called before every commit)."""
+        """Raise ``LeaseLost`` unless the lease still holds (called before every write)."""
         if self._expired():
-            raise LeaseLost(
-                f"{self.pipeline}: run {self.run_id} lost its lease ({self.lost}): it stops "
-                f"before its next commit; lease {self.object.uri}"
-            )
+            if self._lost_message is None:  # the store is asked once who holds it now
+                self._lost_message = (
+                    f"{self.pipeline}: run {self.run_id} lost its lease ({self.lost}) and "
+                    f"stops before its next write; {self.held_now()}; lease {self.object.uri}"
+                )
+            raise LeaseLost(self._lost_message)
+
+    def held_now(self) -> str:
+        """Who holds the lease now, as the store says (for the message of a lost lease)."""
+        try:
+            found = self._read()
+        except Exception as error:  # the store unreachable: say so, the run stops anyway
+            return f"who holds it now is unknown (the store did not answer: {error})"
+        if found is None:
+            return "nobody holds it now"
+        holder = found[0]
+        who = f"run {holder.get('run_id')} (pid {holder.get('pid')} on {holder.get('host')})"
+        if holder.get("released"):
+            return f"{who} has held it since and released it"
+        if holder.get("run_id") == self.run_id:
+            return f"nobody took it over yet (it expired {holder.get('expires')})"
+        return f"{who} holds it now, until {holder.get('expires')}"
 
     def release(self) -> None:
         """Stop renewing and give the lease back (the next run takes it without waiting)."""
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join(timeout=self.seconds)
-        if self in _held:
-            _held.remove(self)
+        fence.drop(self)
         if self.lost:
             return
         released = {**self._holder(0.0, self.generation), "released": True}
@@ -230,14 +251,3 @@ class Lease:
     def marker(self) -> str:
         """What each commit records of the lease it was made under."""
         return f"{self.object.uri}#{self.generation}"
-
-
-def check_held() -> None:
-    """Before a commit: every lease this process holds still holds (``LeaseLost`` if not)."""
-    for lease in list(_held):
-        lease.check()
-
-
-def markers() -> dict[str, str]:
-    """Commit metadata naming the leases a commit is made under (none: no lease held)."""
-    return {"lakehouse.lease": ",".join(held.marker for held in _held)} if _held else {}

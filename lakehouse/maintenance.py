@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from lakehouse import delta
+from lakehouse import delta, fence
 from lakehouse.storage import Location
 
 
@@ -48,6 +48,7 @@ def data_files(location: Location) -> Sizes:
 def maintain(location: Location, target_file_mb: int, retention_hours: int) -> Maintained:
     table = delta.open_table(location)
     before = data_files(location)
+    fence.check()  # compaction and vacuum are writes too
     metrics = table.optimize.compact(target_size=target_file_mb * 1024 * 1024)
     table.create_checkpoint()
     deleted = table.vacuum(

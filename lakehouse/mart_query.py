@@ -167,7 +167,7 @@ def trace(sql: str, columns: tuple[str, ...], where: str) -> Traced:
     why = _untraceable(tree)
     expressions = None
     if why is None:
-        found = [outputs.get(c, exp.column(c)) for c in columns]
+        found = [outputs.get(c, exp.column(c, quoted=True)) for c in columns]
         why = _not_grouped_on(tree, columns, found)
         if why is None:
             expressions = tuple(e.sql(DIALECT) for e in found)
@@ -181,7 +181,7 @@ def trace(sql: str, columns: tuple[str, ...], where: str) -> Traced:
 def _outputs(tree: exp.Query) -> dict[str, exp.Expression]:
     """Output column name -> its expression (unaliased)."""
     if not isinstance(tree, exp.Select):
-        return {name: exp.column(name) for name in tree.named_selects}
+        return {name: exp.column(name, quoted=True) for name in tree.named_selects}
     found = {}
     for item in tree.expressions:
         if isinstance(item, exp.Star):

@@ -36,7 +36,7 @@ import polars as pl
 from loguru import logger
 from sqlglot import exp
 
-from lakehouse import mart_query
+from lakehouse import delta, mart_query
 from lakehouse.declaration import DeclarationError, Entity
 from lakehouse.settings import did_you_mean
 
@@ -276,7 +276,7 @@ def _bound(mart: Mart, entities: dict[str, Entity]) -> Mart:
                 everything = frozenset(mart.inputs)
                 for index in range(len(mart.query.occurrences)):
                     con.sql(mart.query.lineage_sql(index, everything))
-                parts = ", ".join(f'"{c}"' for c in mart.columns)
+                parts = ", ".join(delta.quoted(c) for c in mart.columns)
                 con.sql(
                     f"CREATE VIEW {mart_query.TOUCHED} AS SELECT {parts} FROM ({mart.query.sql})"
                 )

@@ -27,10 +27,10 @@ class Replace:
     column: str | None = None
     dates: tuple[date, date] | None = None
 
-    def predicate(self, alias: str = "") -> str | None:
+    def predicate(self, alias: str | None = None) -> str | None:
         if self.dates is None or self.column is None:
             return None
-        column = f"{alias}{self.column}"
+        column = delta.quoted(self.column, alias)
         return f"{column} >= '{self.dates[0]}' AND {column} <= '{self.dates[1]}'"
 
 
@@ -49,14 +49,14 @@ def merge(
     data, table, partition = _source_and_target(target, entity, rows)
     before = table.version()
     delta.check_not_committed(table, properties)
-    on = " AND ".join(f"t.{k} = s.{k}" for k in entity.keys)
+    target_, source_ = (lambda c: delta.quoted(c, "t")), (lambda c: delta.quoted(c, "s"))
+    on = " AND ".join(f"{target_(k)} = {source_(k)}" for k in entity.keys)
     if entity.partition_column and rows.height:
-        on += " AND t." + delta.in_list(
-            entity.partition_column, rows[entity.partition_column].to_list()
-        )
+        values = rows[entity.partition_column].to_list()
+        on += " AND " + delta.in_list(entity.partition_column, values, "t")
     compared = [c for c in entity.schema.names() if c not in entity.keys]
     compared = [c for c in compared if c != entity.partition_column]
-    changed = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in compared)
+    changed = " OR ".join(f"({target_(c)} IS DISTINCT FROM {source_(c)})" for c in compared)
     metrics = {}
     if rows.height and not table.file_uris() and VANISHED not in data.column_names:
         # nothing to match in an empty table: a first load appends (same commit, same rows)
@@ -75,7 +75,7 @@ def merge(
         merger = merger.when_matched_update_all(predicate=update, except_cols=skip)
         merger = merger.when_not_matched_insert_all(predicate=live, except_cols=skip)
         if replace is not None:
-            merger = merger.when_not_matched_by_source_delete(replace.predicate("t."))
+            merger = merger.when_not_matched_by_source_delete(replace.predicate("t"))
         metrics = merger.execute()
     elif replace is not None:
         table.delete(replace.predicate(), commit_properties=properties)
@@ -123,8 +123,9 @@ def append_new(
     """Append rows whose keys the target holds no row of, ahead of the batch's MERGE.
 
     A commit of the run (it carries the run id) but not the batch's: neither its watermark
-    nor its app transaction. Killed after it, the batch is done again, and the rerun finds
-    these rows already in silver (for a snapshot entity, by their row hash)."""
+    nor its app transaction (one of its own, ``delta.ahead_properties``). Killed after it,
+    the batch is done again, and the rerun finds these rows already in silver (for a
+    snapshot entity, by their row hash)."""
     data, table, partition = _source_and_target(target, entity, rows)
     delta.check_not_committed(table, properties)  # the batch is not done, the lease held
     write_deltalake(
@@ -132,7 +133,7 @@ def append_new(
         data,
         mode="append",
         partition_by=partition,
-        commit_properties=delta.run_properties(run_id),
+        commit_properties=delta.ahead_properties(run_id, properties, "append-new"),
     )
     table.update_incremental()
     return delta.WriteResult(target.name, target.uri, "append", data.num_rows, table.version())

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from loguru import logger
 
-from lakehouse import delta
+from lakehouse import delta, fence
 from lakehouse.declaration import Entity
 from lakehouse.plugins import BATCH_ROWS, Change, Sink
 from lakehouse.storage import Location
@@ -159,6 +159,7 @@ def publish(mart: Mart, sink: Sink, whole: bool = False) -> delta.WriteResult:
         logger.debug(f"publish: {name} already holds gold version {mart.table.version()}")
         return delta.WriteResult(name, mart.location.uri, "none", 0, mart.table.version())
     scope = "whole mart" if change.whole else f"{len(change.values)} {change.column} value(s)"
+    fence.check()  # a run that lost its lease publishes nothing
     moved = sink.write(change)
     logger.debug(
         f"publish: {name} <- gold version {change.version}, {scope}: "

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 
-from lakehouse import delta
+from lakehouse import delta, names
 from lakehouse.plugins import PluginError, Source, plain
 from lakehouse.status import limit
 from lakehouse.storage import Location
@@ -94,7 +94,10 @@ def with_lineage(rows: pa.Table, origin: str, run_id: str, ingested_at: datetime
         "_ingested_at", pa.array([ingested_at] * n, pa.timestamp("us", "UTC"))
     )
     hashed = hashed.append_column("_run_id", pa.array([run_id] * n, pa.string()))
-    return hashed.cast(pa.schema([f.with_type(storable(f.type)) for f in hashed.schema]))
+    fields = [
+        f.with_name(names.portable(f.name)).with_type(storable(f.type)) for f in hashed.schema
+    ]
+    return hashed.rename_columns([f.name for f in fields]).cast(pa.schema(fields))
 
 
 def storable(dtype: pa.DataType) -> pa.DataType:
@@ -124,12 +127,10 @@ def merge_new(
     if column:
         low, high = (v.as_py() for v in pc.min_max(rows.column(column)).values())
         if low is not None:
-            within = (
-                f"t.{column} >= {delta.sql_literal(low)} "
-                f"AND t.{column} <= {delta.sql_literal(high)}"
-            )
+            named = delta.quoted(column, "t")
+            within = f"{named} >= {delta.sql_literal(low)} AND {named} <= {delta.sql_literal(high)}"
             if rows.column(column).null_count:
-                within = f"({within} OR t.{column} IS NULL)"
+                within = f"({within} OR {named} IS NULL)"
             on += f" AND {within}"
     metrics = (
         table.merge(rows, on, source_alias="s", target_alias="t", commit_properties=properties)
@@ -178,7 +179,7 @@ def ingest(
             mark["newest"] = previous.get("newest")
         properties = delta.commit_properties(app_id, batch, mark, run_id)
         rows = with_lineage(group, source.describe(), run_id, ingested_at)
-        added, version = merge_new(location, rows, column, properties)
+        added, version = merge_new(location, rows, column and names.portable(column), properties)
         inserted += added
         logger.info(f"bronze/{source.name}: {read:,} rows read, {inserted:,} new so far")
         group = following

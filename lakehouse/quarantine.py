@@ -2,8 +2,10 @@
 
 ``_quarantine/<entity>`` holds every row silver rejected, with its rule, a readable reason,
 the row as it arrived (JSON text), where it came from and the run that rejected it. A row's
-``row_key`` (table, source file, row text, rule) identifies it across runs, so a batch that
-is redone, or a window read twice, never quarantines the same row twice.
+``row_key`` (table, source file relative to the landing root, the values it arrived with in
+the declared columns, rule) identifies it across runs, so a batch that is redone, a window
+read twice, a file ingested again or a full refresh never quarantines the same row twice,
+whatever columns bronze gained in between.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
+import pyarrow.compute as pc
 from loguru import logger
 
 from lakehouse import delta
@@ -131,7 +134,12 @@ def quarantine_rows(rejected: pl.DataFrame, table: str, run_id: str) -> pl.DataF
         run_id=pl.lit(run_id),
         quarantined_at=pl.lit(now, pl.Datetime("us", "UTC")),
     )
-    identity = pl.concat_str(["table", "source_file", "row", "rule"], separator="\x1f")
+    declared = rejected["_identity"] if "_identity" in rejected.columns else rows["row"]
+    identity = pl.concat_str(
+        [pl.col("table"), pl.col("source_file"), declared, pl.col("rule")],
+        separator="\x1f",
+        ignore_nulls=False,
+    )
     keys = [hashlib.sha1(text.encode()).hexdigest() for text in rows.select(identity).to_series()]
     rows = rows.with_columns(row_key=pl.Series(keys, dtype=pl.String), replayed_at=pl.lit(None))
     return rows.cast(QUARANTINE_SCHEMA)
@@ -142,8 +150,10 @@ def is_new(quarantine: Location, rows: pl.DataFrame) -> pl.Series:
     table = delta.open_table(quarantine)
     if table is None or rows.is_empty():
         return pl.Series("is_new", [True] * rows.height, pl.Boolean)
-    known = pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=["row_key"]))["row_key"]
-    return ~rows["row_key"].is_in(known.implode())
+    files = rows["source_file"]  # only the keys of the same files are read (file statistics)
+    where = None if files.has_nulls() else pc.field("source_file").isin(files.unique().to_list())
+    known = delta.read_where(table.to_pyarrow_dataset(), where, ["row_key"]).column("row_key")
+    return ~rows["row_key"].is_in(pl.Series(known).implode())
 
 
 def not_yet_quarantined(quarantine: Location, rows: pl.DataFrame) -> pl.DataFrame:

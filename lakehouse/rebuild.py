@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 
-from lakehouse import conform, delta, lease, quarantine, snapshots
+from lakehouse import conform, delta, fence, quarantine, snapshots
 from lakehouse.declaration import Entity
 from lakehouse.merge import Replace, merge
 from lakehouse.runs import RunMode
@@ -172,7 +172,7 @@ def replay(
                 ),
             }
         )
-        lease.check_held()
+        fence.check()
         table.merge(
             marks, "t.row_key = s.row_key", source_alias="s", target_alias="t"
         ).when_matched_update({"replayed_at": "s.replayed_at"}).execute()

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from lakehouse.settings import ConfigError
+
 
 def new_run_id(pipeline: str) -> str:
     """The id of the run of ``pipeline`` in progress (the one its hooks and the run ledger
@@ -44,21 +46,22 @@ def run_mode(
     full_refresh: bool = False,
     replay: bool = False,
 ) -> RunMode:
-    """Check the run's ``--inputs`` and say what the run does; a bad input names itself."""
+    """Check the run's ``--inputs`` and say what the run does; a bad input names itself
+    (``ConfigError``: the command exits 2)."""
     if (from_date is None) != (to_date is None):
-        raise ValueError("a backfill needs both from_date and to_date (YYYY-MM-DD) in --inputs")
+        raise ConfigError("a backfill needs both from_date and to_date (YYYY-MM-DD) in --inputs")
     date_range = None
     if from_date is not None:
         try:
             date_range = (date.fromisoformat(str(from_date)), date.fromisoformat(str(to_date)))
         except ValueError as error:
-            raise ValueError(f"--inputs from_date/to_date must be YYYY-MM-DD: {error}") from None
+            raise ConfigError(f"--inputs from_date/to_date must be YYYY-MM-DD: {error}") from None
         if date_range[0] > date_range[1]:
-            raise ValueError(f"--inputs from_date {from_date} is after to_date {to_date}")
+            raise ConfigError(f"--inputs from_date {from_date} is after to_date {to_date}")
     if full_refresh and date_range:
-        raise ValueError("--inputs full_refresh rebuilds everything: drop from_date/to_date")
+        raise ConfigError("--inputs full_refresh rebuilds everything: drop from_date/to_date")
     if replay and (date_range or full_refresh or plan):
-        raise ValueError(
+        raise ConfigError(
             "--inputs replay runs on its own: drop plan, from_date/to_date, full_refresh"
         )
     return RunMode(bool(plan), date_range, bool(full_refresh), bool(replay))

@@ -411,8 +411,8 @@ def _process(
     results = []
     if not batch.quarantined:
         rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
-        if isinstance(batch, ColumnBatch):  # windows overlap by the lookback
-            rows = quarantine.not_yet_quarantined(quarantined, rows)
+        # windows overlap by the lookback; a file ingested again brings its bad rows again
+        rows = quarantine.not_yet_quarantined(quarantined, rows)
         if rows.height:  # no rejects, no commit: a rerun finds none again
             results.append(quarantine.append(quarantined, rows, properties))
     unchanged = f", {read - raw.height} unchanged" if entity.snapshot else ""

@@ -15,6 +15,8 @@ from functools import cached_property
 import fsspec
 from fsspec.core import split_protocol
 
+from lakehouse import fence
+
 
 def join_uri(root: str, *parts: str) -> str:
     """Join path segments onto a URI with '/', whatever the protocol."""
@@ -192,6 +194,7 @@ def replace_file(location: Location, data: bytes) -> None:
     Local files are written under a hidden temporary name and renamed into place; object
     stores make a PUT visible only once complete.
     """
+    fence.check()  # a run that lost its lease writes no file
     fs, uri = location.fs, location.uri
     parent, name = uri.rsplit("/", 1)
     fs.makedirs(parent, exist_ok=True)

@@ -23,10 +23,13 @@ def test_daily_from_the_command_line(lakehouse):
         assert DeltaTable(str(lakehouse.lake / table)).count() > 0, table
 
 
-def test_a_failed_run_exits_non_zero_with_the_reason(lakehouse):
-    done = lakehouse.cli("silver", "--inputs", '{"from_date": "1992-01-01"}')
-    assert done.returncode == 1
+def test_a_bad_input_exits_2_with_the_reason_and_no_colour_codes_in_a_log(lakehouse):
+    # CI variables make loguru colour a redirected stream; a log file gets plain lines
+    ci = {"CI": "1", "GITHUB_ACTIONS": "true"}
+    done = lakehouse.cli("silver", "--inputs", '{"from_date": "1992-01-01"}', env=ci)
+    assert done.returncode == 2
     assert "a backfill needs both from_date and to_date" in done.stderr
+    assert "\x1b[" not in done.stderr + done.stdout
 
 
 def test_an_empty_log_level_means_the_default_and_no_deprecation_chatter_shows(lakehouse):

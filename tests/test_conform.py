@@ -95,14 +95,21 @@ def test_valid_rows_are_typed():
     assert str(rows["o_totalprice"][0]) == "100.25"
 
 
-def test_the_latest_arrival_wins_and_the_others_are_reported():
-    rows = conform.conformed(
-        _raw({"o_comment": "first"}, {"o_comment": "second"}, {"o_orderkey": "2"}), ORDERS
-    )
-    kept, superseded = conform.deduplicated(rows, ORDERS)
+def test_the_latest_arrival_wins_and_a_copy_in_the_same_drop_is_a_duplicate():
+    raw = _raw({"o_comment": "first"}, {"o_comment": "second"}, {"o_orderkey": "2"})
+    rows = conform.conformed(raw.with_columns(_commit_version=pl.lit(7, pl.Int64)), ORDERS)
+    kept, duplicates = conform.deduplicated(rows, ORDERS)  # one file, one bronze commit
     assert sorted(kept["o_comment"].to_list()) == ["fine", "second"]
-    assert superseded["o_comment"].to_list() == ["first"]
-    assert superseded["_rule"].to_list() == ["duplicate"]
+    assert duplicates["o_comment"].to_list() == ["first"]
+    assert duplicates["_rule"].to_list() == ["duplicate"]
+
+
+def test_a_copy_from_an_earlier_drop_is_an_earlier_version_not_a_duplicate():
+    raw = _raw({"o_comment": "first"}, {"o_comment": "second"}, {"o_comment": "third"})
+    raw = raw.with_columns(_commit_version=pl.Series([1, 1, 2], dtype=pl.Int64))
+    kept, duplicates = conform.deduplicated(conform.conformed(raw, ORDERS), ORDERS)
+    assert kept["o_comment"].to_list() == ["third"]  # the later drop's, as a merge would
+    assert duplicates["o_comment"].to_list() == ["first"]  # only the copy its own drop repeats
 
 
 def test_line_items_without_an_order_are_orphans():

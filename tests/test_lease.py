@@ -22,7 +22,7 @@ from tcp_proxy import TcpProxy
 from test_operations import _with_hook
 from test_s3 import LAYERS, SECRET, MotoServer, S3Lakehouse, local_reference  # noqa: F401
 
-from lakehouse import delta, lease, lock, storage
+from lakehouse import delta, fence, lease, lock, storage
 from lakehouse.storage import Location
 
 
@@ -52,7 +52,7 @@ def lake(moto, monkeypatch):
     bucket = f"lease-{uuid.uuid4().hex[:12]}"
     s3fs.S3FileSystem().mkdir(bucket)
     yield Location.from_uri(f"s3://{bucket}/lake")
-    for held in list(lease._held):
+    for held in list(fence._held):
         held.release()
     s3fs.S3FileSystem.clear_instance_cache()
 
@@ -93,7 +93,7 @@ def test_a_run_that_loses_the_race_for_a_free_lease_names_the_winner(lake, monke
     assert "took the released lease of run run-1 first" in str(busy.value)
 
 
-def test_an_expired_lease_is_taken_over_and_its_holder_commits_nothing(lake):
+def test_an_expired_lease_is_taken_over_and_its_holder_writes_nothing(lake, tmp_path):
     paused = lease.Lease(lake, "silver", "paused", seconds=1)
     paused.acquire()
     paused._stop.set()  # stands for a process paused (or cut off) past its lease
@@ -104,14 +104,54 @@ def test_an_expired_lease_is_taken_over_and_its_holder_commits_nothing(lake):
         lease.Lease(lake, "silver", "early", seconds=30).acquire()  # not yet expired
     time.sleep(1.3)
     successor = lease.Lease(lake, "silver", "successor", seconds=30)
+    fence.drop(paused)  # the successor runs in another process
     successor.acquire()
+    fence.drop(successor)
+    fence.hold(paused)
     assert successor.generation == 2
-    lease._held.remove(successor)  # the successor runs in another process
-    with pytest.raises(lease.LeaseLost, match="paused lost its lease"):
+    with pytest.raises(lease.LeaseLost, match="paused lost its lease") as lost:
         delta.append(table, rows, delta.commit_properties("test", 2, {}, "paused"))
+    assert "run successor (pid " in str(lost.value) and "holds it now, until" in str(lost.value)
+    assert lost.value.exit_code == fence.EXIT_LEASE_LOST
     assert delta.open_table(table).version() == 1  # the commit before the pause only
     commit = delta.open_table(table).history(1)[0]
     assert commit["lakehouse.lease"].endswith("/_locks/silver.json#1")
+    landed = lake.child("landing", "late.csv")  # nor a file, local or in the lake
+    for target in (landed, Location.from_uri(str(tmp_path / "late.csv"))):
+        with pytest.raises(lease.LeaseLost):
+            storage.write_bytes_once(target, b"a\n1\n")
+        assert not target.exists()
+    assert not fence.holds()
+    paused.release()  # lost: gives nothing back, stops being checked
+    assert fence.holds()
+
+
+def test_a_stale_holder_never_writes_over_the_ledger_rows_another_run_set(lake):
+    from lakehouse import ledger
+    from lakehouse.hooks import Run
+
+    runs = ledger.location(lake.uri)
+    paused = Run("silver", "silver-paused", Path("."), {})
+    ledger.record_start(runs, paused)
+    successor = Run("silver", "silver-successor", Path("."), {})
+    ledger.record_start(runs, successor)  # marks the paused run abandoned
+    successor.finish("succeeded", outputs={})
+    ledger.record_end(runs, successor)
+    paused.finish("succeeded", outputs={})  # it wakes and believes it succeeded
+    ledger.record_end(runs, paused)  # no lease held here: only the row's guard stops it
+    rows = {r["run_id"]: r["status"] for r in ledger.read(runs).to_pylist()}
+    assert rows == {"silver-paused": "abandoned", "silver-successor": "succeeded"}
+    held = lease.Lease(lake, "silver", "silver-late", seconds=1)
+    held.acquire()
+    held._stop.set()
+    time.sleep(1.2)  # lapsed: the run may not even record its start
+    with pytest.raises(lease.LeaseLost, match="nobody took it over yet"):
+        ledger.record_start(runs, Run("silver", "silver-late", Path("."), {}))
+    late = Run("silver", "silver-late", Path("."), {})
+    late.finish("failed", error=RuntimeError("x"))
+    ledger.record_end(runs, late)  # says nothing, writes nothing
+    assert ledger.read(runs).num_rows == 2
+    held.release()
 
 
 def test_a_lease_taken_over_while_its_holder_renews_is_noticed_by_the_renewal(lake):
@@ -119,7 +159,10 @@ def test_a_lease_taken_over_while_its_holder_renews_is_noticed_by_the_renewal(la
     holder.acquire()
     holder._stop.set()
     time.sleep(1.3)
+    fence.drop(holder)  # the successor runs in another process
     lease.Lease(lake, "gold", "successor", seconds=30).acquire()
+    fence.drop(fence._held[-1])
+    fence.hold(holder)
     holder.expires_at = time.time() + 30  # as if its clock were behind: only the store knows
     holder.renew()
     assert holder.lost == "another run took the lease over"
@@ -290,10 +333,9 @@ def test_a_killed_holder_is_taken_over_after_the_lease_and_a_paused_one_commits_
     paused.send_signal(signal.SIGCONT)
     code = paused.wait(timeout=300)
     woke = paused.stderr.read()
-    # on waking it either found its commit refused (exit 1) or, the taker having ingested
-    # everything, nothing left to commit; either way it knows and writes nothing
-    assert "lost its lease" in woke or "lease lost" in woke, woke[-3000:]
-    assert code in (0, 1)
+    # on waking it finds its lease lost, whether or not it had a commit left to make
+    assert "lost its lease" in woke, woke[-3000:]
+    assert code == fence.EXIT_LEASE_LOST
     assert _bronze(second) == after_takeover
     assert len(after_takeover) == len(rows) + 1  # the late order, once
 
@@ -315,7 +357,7 @@ def test_a_run_cut_off_from_the_store_past_its_lease_stops_and_the_rerun_complet
     code = cut.wait(timeout=300)
     err = cut.stderr.read()
     proxy.stop()
-    assert code == 1, err[-3000:]
+    assert code == fence.EXIT_LEASE_LOST, err[-3000:]
     assert "lost its lease (not renewed before it expired" in err, err[-3000:]
     log = f"{first.bucket}/lake/bronze/orders/_delta_log"  # staged files, but no commit
     assert not s3fs.S3FileSystem().exists(log)
@@ -328,3 +370,58 @@ def test_a_run_cut_off_from_the_store_past_its_lease_stops_and_the_rerun_complet
     assert _bronze(second) == _uninterrupted_bronze(second)
     statuses = second.table("_runs").filter(pl.col("pipeline") == "bronze")["status"]
     assert sorted(statuses.to_list()) in (["failed", "succeeded"], ["abandoned", "succeeded"])
+
+
+def _lake_state(house) -> dict[str, object]:
+    """What a write would change: every Delta table's newest commit (the ledger's too), every
+    lease object, every landing file (by ETag: the same bytes written again compare equal)."""
+    fs = s3fs.S3FileSystem()
+    fs.invalidate_cache()
+    state: dict[str, object] = {}
+    for path, info in fs.find(f"{house.bucket}/lake", detail=True).items():
+        if "/_delta_log/" in path and path.endswith(".json"):
+            table = path.split("/_delta_log/")[0]
+            state[table] = max(state.get(table, ""), path.rsplit("/", 1)[-1])
+        elif "/_locks/" in path:
+            state[path] = info["ETag"]
+    for path, info in fs.find(f"{house.bucket}/landing", detail=True).items():
+        state[path] = info["ETag"]
+    return state
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("paused_in", ["landing", "bronze", "silver", "gold"])
+def test_a_daily_paused_past_its_lease_stops_and_leaves_the_other_hosts_work_alone(
+    two_hosts, paused_in
+):
+    first, second = two_hosts
+    earlier = set(first.table("_runs")["run_id"])
+    paused = _popen(first, "daily", lease_seconds=4)
+    _wait_for_lease(first, paused_in, paused)
+    time.sleep(0.3)  # somewhere in that layer's work
+    paused.send_signal(signal.SIGSTOP)
+    at_pause = {row["run_id"]: row["status"] for row in first.table("_runs").to_dicts()}
+    time.sleep(4 + 5 + 1)  # past its lease and the 5 s grace for skewed clocks
+    taker = _popen(second, "daily")
+    taker_log = taker.communicate(timeout=600)[1]
+    assert taker.returncode == 0, taker_log[-3000:]
+    assert "took over the lease of run" in taker_log
+    finished = _lake_state(first)
+
+    paused.send_signal(signal.SIGCONT)
+    code = paused.wait(timeout=300)
+    woke = paused.stderr.read()
+    assert code == fence.EXIT_LEASE_LOST, woke[-3000:]
+    lost = [line for line in woke.splitlines() if "lost its lease" in line]
+    assert lost and "_locks/" in lost[0], woke[-3000:]
+    assert "holds it now" in lost[0] or "released it" in lost[0], lost[0]
+    assert _lake_state(first) == finished  # no commit, ledger row, lease or landing file
+
+    # the runs it had in progress are abandoned, those it had finished stay as they were
+    runs = {row["run_id"]: row["status"] for row in first.table("_runs").to_dicts()}
+    mine = {run: status for run, status in at_pause.items() if run not in earlier}
+    assert "running" in mine.values(), (mine, woke[-3000:])
+    expected = {run: "abandoned" if was == "running" else was for run, was in mine.items()}
+    assert {run: runs[run] for run in mine} == expected
+    theirs = {run: status for run, status in runs.items() if run not in {*earlier, *mine}}
+    assert set(theirs.values()) == {"succeeded"} and "daily" in str(theirs), theirs

@@ -12,12 +12,14 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 import yaml
 from conftest import Lakehouse
 
 from lakehouse import gold, lock
+from lakehouse.ledger import runs as ledger_of
 
 HOLD_HOOK = '''"""Test hook: keep the run (and so its lock) going for a while."""
 import time
@@ -158,6 +160,13 @@ def test_the_ledger_records_what_each_run_wrote(lakehouse):
     second = _runs(lakehouse).filter(pl.col("pipeline") == "bronze").row(1, named=True)
     orders = {t["table"]: t for t in json.loads(second["tables"])}["bronze/orders"]
     assert orders["watermark_before"] == tables["bronze/orders"]["watermark_after"]
+
+    # the README's recipe, with a filter (its rows are written by MERGE: string_view text)
+    runs = ledger_of(str(lakehouse.lake))  # noqa: F841 - DuckDB reads it by name
+    found = duckdb.sql(
+        "SELECT pipeline, status FROM runs WHERE status = 'succeeded' AND pipeline = 'bronze'"
+    ).fetchall()
+    assert found == [("bronze", "succeeded")] * 2
     assert orders["watermark_after"]["batch"] == orders["watermark_before"]["batch"] + 1
 
 

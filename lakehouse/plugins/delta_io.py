@@ -100,8 +100,8 @@ class DeltaSink(Sink):
             return moved
         table = delta.ensure_table(location, rows.schema)
         before = table.version()
-        on = " AND ".join(f"t.{k} = s.{k}" for k in change.keys)
-        gone = None if change.whole else delta.in_list(f"t.{change.column}", change.values)
+        on = " AND ".join(f"{delta.quoted(k, 't')} = {delta.quoted(k, 's')}" for k in change.keys)
+        gone = None if change.whole else delta.in_list(change.column, change.values, "t")
         (
             table.merge(rows, on, source_alias="s", target_alias="t", commit_properties=properties)
             .when_matched_update_all()

@@ -9,6 +9,7 @@ naming the problem; bronze records it and leaves the file in place.
 from __future__ import annotations
 
 import bz2
+import csv
 import gzip
 import io
 import json
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lakehouse import names
 from lakehouse.plugins import Change, Moved, PluginError, Sink, Source, register
 from lakehouse.storage import Location, replace_file
 
@@ -124,6 +126,27 @@ def read_file(uri: str, fmt: str, compression: str) -> pl.DataFrame:
     return FILE_FORMATS[fmt].parse(data)
 
 
+def portable_columns(rows: pl.DataFrame, header: list[str] | None = None) -> pl.DataFrame:
+    """``rows`` with the column names bronze gives them (``names.portable``: each character
+    Delta cannot hold without column mapping becomes ``_``); ``header``: the names as the
+    file gives them, when the parser altered them. Two names mapping to one: a bad file."""
+    given = header if header is not None and len(header) == rows.width else rows.columns
+    mapped = [names.portable(name) for name in given]
+    clashes = sorted({name for name in mapped if mapped.count(name) > 1 or not name})
+    if clashes:
+        sources = [repr(g) for g, m in zip(given, mapped, strict=True) if m in clashes]
+        raise BadFileError(
+            "bad_column_names",
+            f"columns {', '.join(sources)} would all be named {clashes[0]!r} in bronze "
+            "(a name may appear once; space , ; { } ( ) = tab and newline become _)",
+        )
+    return (
+        rows
+        if mapped == rows.columns
+        else rows.rename(dict(zip(rows.columns, mapped, strict=True)))
+    )
+
+
 def _text(data: bytes) -> str:
     try:
         return data.decode("utf-8")
@@ -139,11 +162,15 @@ class CsvSource(FileSource):
 
     @staticmethod
     def parse(data: bytes) -> pl.DataFrame:
-        _text(data)
+        text = _text(data)
         try:
-            return pl.read_csv(io.BytesIO(data), infer_schema=False)
+            rows = pl.read_csv(io.BytesIO(data), infer_schema=False)
         except (pl.exceptions.PolarsError, ValueError) as error:
             raise BadFileError("unreadable_csv", str(error).strip().splitlines()[0]) from None
+        # the header unescaped as CSV: Polars keeps a quoted name's doubled quotes (x""y)
+        # and renames repeated names, where the file says x"y, or names a column twice
+        header = next(csv.reader(io.StringIO(text.removeprefix("\ufeff"))), None)
+        return portable_columns(rows, header)
 
 
 @register
@@ -161,7 +188,9 @@ class JsonLinesSource(FileSource):
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:
                 raise BadFileError("broken_json_line", f"line {number}: {error.msg}") from None
-        return pl.DataFrame(rows, infer_schema_length=None).select(pl.all().cast(pl.String))
+        return portable_columns(
+            pl.DataFrame(rows, infer_schema_length=None).select(pl.all().cast(pl.String))
+        )
 
 
 @register
@@ -172,9 +201,10 @@ class ParquetSource(FileSource):
     @staticmethod
     def parse(data: bytes) -> pl.DataFrame:
         try:
-            return pl.read_parquet(io.BytesIO(data))
+            rows = pl.read_parquet(io.BytesIO(data))
         except (pl.exceptions.PolarsError, OSError) as error:
             raise BadFileError("unreadable_parquet", str(error).strip().splitlines()[0]) from None
+        return portable_columns(rows)
 
 
 FILE_FORMATS = {cls.format: cls for cls in (CsvSource, JsonLinesSource, ParquetSource)}

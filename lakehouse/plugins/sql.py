@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from lakehouse.delta import sql_literal
+from lakehouse.delta import quoted, sql_literal
 from lakehouse.plugins import Change, Plugin, PluginError, Source
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
@@ -16,7 +16,8 @@ STATE_TABLE = "_lakehouse_published"  # (mart, gold_version, published_at), one 
 
 
 def quote(name: str) -> str:
-    return ".".join(f'"{part}"' for part in name.split("."))
+    """``schema.table`` (checked against ``IDENTIFIER``) as quoted SQL identifiers."""
+    return ".".join(quoted(part) for part in name.split("."))
 
 
 def source_sql(plugin: Plugin, column: str | None, since) -> str:
@@ -32,7 +33,7 @@ def source_sql(plugin: Plugin, column: str | None, since) -> str:
         if not IDENTIFIER.fullmatch(column) or "." in column:
             raise PluginError(f"{plugin.where}.column: {column!r} is not a column name")
         if since is not None:
-            sql += f' WHERE "{column}" >= {sql_literal(since)}'
+            sql += f" WHERE {quoted(column)} >= {sql_literal(since)}"
     return sql
 
 
@@ -79,10 +80,11 @@ def column_type(dtype: pa.DataType) -> str:
 
 def create_table(table: str, schema: pa.Schema, keys: tuple[str, ...]) -> str:
     columns = [
-        f'"{f.name}" {column_type(f.type)}{" NOT NULL" if f.name in keys else ""}' for f in schema
+        f"{quoted(f.name)} {column_type(f.type)}{' NOT NULL' if f.name in keys else ''}"
+        for f in schema
     ]
     if keys:
-        columns.append(f"PRIMARY KEY ({', '.join(quote(k) for k in keys)})")
+        columns.append(f"PRIMARY KEY ({', '.join(quoted(k) for k in keys)})")
     return f"CREATE TABLE IF NOT EXISTS {quote(table)} ({', '.join(columns)})"
 
 
@@ -107,15 +109,17 @@ def replace_scope(change: Change, staged: str, scope: str | None) -> list[str]:
     scope's rows (``scope`` is a table of the scope's values, all rows when None), upsert the
     staged rows on the grain keys, record the gold version. Run them in one transaction."""
     target, columns = quote(change.table), [f.name for f in change.schema]
-    names = ", ".join(f'"{c}"' for c in columns)
+    names = ", ".join(quoted(c) for c in columns)
     delete = f"DELETE FROM {target}"
     if scope is not None:
-        delete += f' WHERE "{change.column}" IN (SELECT value FROM {scope})'
-    casts = ", ".join(f'CAST("{f.name}" AS {column_type(f.type)})' for f in change.schema)
+        delete += f" WHERE {quoted(change.column)} IN (SELECT value FROM {scope})"
+    casts = ", ".join(f"CAST({quoted(f.name)} AS {column_type(f.type)})" for f in change.schema)
     insert = f"INSERT INTO {target} ({names}) SELECT {casts} FROM {staged}"
     if change.keys:
-        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in change.keys)
-        conflict = ", ".join(f'"{k}"' for k in change.keys)
+        updates = ", ".join(
+            f"{quoted(c)} = {quoted(c, 'excluded')}" for c in columns if c not in change.keys
+        )
+        conflict = ", ".join(quoted(k) for k in change.keys)
         insert += f" ON CONFLICT ({conflict}) DO " + (
             f"UPDATE SET {updates}" if updates else "NOTHING"
         )
