@@ -17,7 +17,8 @@ from pathlib import Path
 import polars as pl
 
 from demo import landing, tpch
-from lakehouse import catalog, conform, contracts
+from lakehouse.declare import catalog, contracts
+from lakehouse.layers.silver import conform
 
 PROJECT = Path(__file__).resolve().parent.parent
 

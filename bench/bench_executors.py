@@ -105,7 +105,7 @@ def tiny_task_costs(task_count: int) -> dict[str, tuple[float, float]]:
     from hamilton import driver
     from hamilton.execution import executors as h_executors
 
-    from lakehouse import executors
+    from lakehouse.runtime import executors
 
     sys.path.insert(0, str(Path(__file__).parent))
     import tiny_tasks

@@ -49,8 +49,12 @@ def case(name: str, work: Path, url: str, rows: int) -> dict:
     """One measurement, in this process."""
     import adbc_driver_postgresql.dbapi as pg
 
-    from lakehouse import delta, gold, plugins, publish, pull
-    from lakehouse.storage import Location
+    from lakehouse import io as plugins
+    from lakehouse.core import delta
+    from lakehouse.core.storage import Location
+    from lakehouse.layers.bronze import pull
+    from lakehouse.layers.gold import writes
+    from lakehouse.layers.publish import publish
 
     lake = Location.from_uri(str(work / "lake"))
     os.environ["BENCH_DB_URL"] = url
@@ -72,7 +76,7 @@ def case(name: str, work: Path, url: str, rows: int) -> dict:
     else:
         target = lake.child("gold", "customer_value")
         if delta.open_table(target) is None:
-            gold.upsert(
+            writes.upsert(
                 target,
                 mart(rows),
                 ["c_custkey"],
@@ -89,7 +93,7 @@ def case(name: str, work: Path, url: str, rows: int) -> dict:
         (chosen,) = publish.marts(lake, ["customer_value"], "bench")
         if scope == "1pct":  # 1 % of the customers changed since the last publish
             changed = mart(rows, bump=1).slice(0, rows // 100)
-            gold.upsert(
+            writes.upsert(
                 target,
                 changed,
                 ["c_custkey"],

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import polars as pl
 
-from lakehouse import conform, delta, snapshots
-from lakehouse.declaration import table
-from lakehouse.merge import merge
-from lakehouse.storage import Location
+from lakehouse.core import delta
+from lakehouse.core.storage import Location
+from lakehouse.declare.declaration import table
+from lakehouse.layers.silver import conform, snapshots
+from lakehouse.layers.silver.merge import merge
 
 SPEC = {
     "key": ["region", "item"],

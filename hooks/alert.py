@@ -5,8 +5,8 @@ Settings (``conf/hooks.yml``, ``alert:``): ``command``, a shell command that get
 as JSON on stdin; ``webhook_url_env``, the environment variable holding a URL to POST it to.
 """
 
-from lakehouse import alerts
-from lakehouse.hooks import Run
+from lakehouse.core.runs import Run
+from lakehouse.ops import alerts
 
 SETTINGS = {"command": str, "webhook_url_env": str}  # checked before any run
 

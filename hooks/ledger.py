@@ -3,8 +3,8 @@
 Settings (``conf/hooks.yml``, ``ledger:``): ``lake_root``, the lake whose ``_runs`` it is.
 """
 
-from lakehouse import ledger
-from lakehouse.hooks import Run
+from lakehouse.core.runs import Run
+from lakehouse.ops import ledger
 
 SETTINGS = {"lake_root": str}  # checked against conf/hooks.yml before any run
 

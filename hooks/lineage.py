@@ -3,11 +3,11 @@
 Settings (``conf/hooks.yml``, ``lineage:``): ``transport`` (none, console, file, http),
 ``namespace`` (of the jobs), ``url`` and ``endpoint`` (http), ``api_key_env`` (the name
 of the variable holding the API key, never the key), ``file`` (file), ``timeout_seconds``
-(the longest a run waits for the consumer). See ``lakehouse/lineage.py``.
+(the longest a run waits for the consumer). See ``lakehouse/ops/lineage.py``.
 """
 
-from lakehouse import lineage
-from lakehouse.hooks import Run
+from lakehouse.core.runs import Run
+from lakehouse.ops import lineage
 
 SETTINGS = {
     "transport": str,

@@ -9,10 +9,11 @@ Settings (``conf/hooks.yml``, ``lock:``): ``dir``, the folder of the local lock 
 
 from pathlib import Path
 
-from lakehouse import lease, lock
-from lakehouse.hooks import Run, RunRefused
-from lakehouse.settings import ConfigError
-from lakehouse.storage import Location, check_conditional_put
+from lakehouse.coordination import lease, lock
+from lakehouse.core.runs import Run
+from lakehouse.core.settings import ConfigError
+from lakehouse.core.storage import Location, check_conditional_put
+from lakehouse.runtime.hooks import RunRefused
 
 SETTINGS = {"dir": str, "lake_root": str, "kind": str, "lease_seconds": float}
 KINDS = ("auto", "flock", "lease")

@@ -1,12 +1,12 @@
 """Bronze: every new landing file appended, raw, to its source's Delta table.
 
-Upstream: the ``sources`` in YAML (lakehouse.plugins): files under ``landing_root/<source>/``
+Upstream: the ``sources`` in YAML (lakehouse.io): files under ``landing_root/<source>/``
 or a ``uri`` (CSV, JSON lines, Parquet), or tables (PostgreSQL, DuckDB, Delta) read by watermark.
 Outputs: ``lake_root/bronze/<source>``, append-only, the landed columns (CSV as text) plus
 ``_source_file``, ``_ingested_at`` and ``_run_id``. One Hamilton task per batch of a
 source's files stages their rows; one commit per table adds them with the file watermark
-(``lakehouse.landing_files`` finds the new files, ``lakehouse.ingest`` stages and commits
-them).
+(``lakehouse/layers/bronze/``: ``landing_files`` finds the new files, ``ingest`` stages
+and commits them).
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ from datetime import UTC, datetime
 from hamilton.htypes import Collect, Parallelizable
 from loguru import logger
 
-from lakehouse import catalog, ingest, landing_files, plugins, pull, settings
-from lakehouse.delta import WriteResult
-from lakehouse.landing_files import LandingFile
-from lakehouse.runs import RunMode, check_watermark, new_run_id
-from lakehouse.runs import run_mode as parse_run_mode
-from lakehouse.settings import Positive, Seconds
-from lakehouse.storage import Location
+from lakehouse import io as plugins
+from lakehouse.core import settings
+from lakehouse.core.delta import WriteResult
+from lakehouse.core.runs import RunMode, check_watermark, new_run_id
+from lakehouse.core.runs import run_mode as parse_run_mode
+from lakehouse.core.settings import Positive, Seconds
+from lakehouse.core.storage import Location
+from lakehouse.declare import catalog
+from lakehouse.layers.bronze import ingest, landing_files, pull
+from lakehouse.layers.bronze.landing_files import LandingFile
 
 SETTLE_SECONDS = Seconds(5)  # a landing file unchanged this long is complete (bronze.yml)
 TASK_BYTES = Positive(32 * 1024 * 1024)  # landed bytes per staging task (bronze.yml task_bytes)
@@ -168,7 +171,7 @@ def pulled_tables(
     run_mode: RunMode,
 ) -> list[WriteResult]:
     """Table sources (PostgreSQL, DuckDB, Delta): their new and changed rows merged into
-    bronze, from each source's watermark column (see ``lakehouse.pull``)."""
+    bronze, from each source's watermark column (see ``lakehouse.layers.bronze.pull``)."""
     results = []
     for source in source_plugins.values():
         if source.kind != "table":

@@ -12,8 +12,8 @@ from pathlib import Path
 import polars as pl
 from loguru import logger
 
-from lakehouse import catalog, data_dag
-from lakehouse.catalog import Catalog
+from lakehouse.declare import catalog, data_dag
+from lakehouse.declare.catalog import Catalog
 
 
 def declared() -> Catalog:

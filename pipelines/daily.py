@@ -14,7 +14,8 @@ from flowerpower import FlowerPowerProject
 from flowerpower.cfg.pipeline.run import RunConfig
 from loguru import logger
 
-from lakehouse import catalog, executors
+from lakehouse.declare import catalog
+from lakehouse.runtime import executors
 
 REBUILDING_LAYERS = ("silver", "gold", "publish")
 

@@ -3,8 +3,8 @@
 Upstream: the silver tables each mart reads (``lake_root/silver/<entity>``) and their change
 data feed since the mart's watermark. Outputs: ``lake_root/gold/<mart>``, one per mart of the
 enabled datasets (``conf/datasets/*.yml``: ``marts`` holds each mart's contract, its query
-is a ``.sql`` file or a function of ``mart_module``). See ``lakehouse.marts`` for how a mart
-is declared and ``lakehouse.gold`` for how a change finds the parts it touches.
+is a ``.sql`` file or a function of ``mart_module``). See ``lakehouse.declare.marts`` for how a mart
+is declared and ``lakehouse.layers.gold.gold`` for how a change finds the parts it touches.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from dataclasses import replace
 from hamilton.htypes import Collect, Parallelizable
 from loguru import logger
 
-from lakehouse import audit, catalog, gold, settings
-from lakehouse.delta import WriteResult
-from lakehouse.runs import RunMode, check_watermark, new_run_id
-from lakehouse.runs import run_mode as parse_run_mode
-from lakehouse.settings import ConfigError, Positive
-from lakehouse.storage import Location
+from lakehouse.core import settings
+from lakehouse.core.delta import WriteResult
+from lakehouse.core.runs import RunMode, check_watermark, new_run_id
+from lakehouse.core.runs import run_mode as parse_run_mode
+from lakehouse.core.settings import ConfigError, Positive
+from lakehouse.core.storage import Location
+from lakehouse.declare import catalog
+from lakehouse.layers.gold import audit, changes, gold
 
 
 def lake(lake_root: str) -> Location:
@@ -35,12 +37,12 @@ def marts() -> list[gold.Mart]:
     return declared
 
 
-def silver_snapshot(lake: Location, marts: list[gold.Mart]) -> gold.SilverSnapshot:
+def silver_snapshot(lake: Location, marts: list[gold.Mart]) -> changes.SilverSnapshot:
     """The silver tables the marts read, opened once for all of them."""
-    return gold.SilverSnapshot.open(lake, {name: None for m in marts for name in m.inputs})
+    return changes.SilverSnapshot.open(lake, {name: None for m in marts for name in m.inputs})
 
 
-def ready_marts(marts: list[gold.Mart], silver_snapshot: gold.SilverSnapshot) -> list[gold.Mart]:
+def ready_marts(marts: list[gold.Mart], silver_snapshot: changes.SilverSnapshot) -> list[gold.Mart]:
     """The marts whose silver inputs all exist; a mart waiting for its first data is skipped
     with a warning and blocks no other."""
     ready = []
@@ -90,7 +92,7 @@ def run_mode(
 
 def mart_plans(
     lake: Location,
-    silver_snapshot: gold.SilverSnapshot,
+    silver_snapshot: changes.SilverSnapshot,
     run_mode: RunMode,
     ready_marts: list[gold.Mart],
 ) -> list[gold.MartPlan]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lakehouse import catalog, infer
+from lakehouse.declare import catalog, infer
 
 
 def entity_draft(

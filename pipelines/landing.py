@@ -19,8 +19,9 @@ from loguru import logger
 
 from demo import landing as drops
 from demo import tpch
-from lakehouse import catalog, settings
-from lakehouse.storage import Location, write_bytes_once
+from lakehouse.core import settings
+from lakehouse.core.storage import Location, write_bytes_once
+from lakehouse.declare import catalog
 
 # Upstream exports split big snapshots into parts; so does the demo (SF1 partsupp: 4 files).
 SNAPSHOT_ROWS_PER_FILE = 250_000

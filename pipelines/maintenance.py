@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from lakehouse import maintenance, settings, status
-from lakehouse.settings import Positive
-from lakehouse.storage import Location
+from lakehouse.core import settings
+from lakehouse.core.settings import Positive
+from lakehouse.core.storage import Location
+from lakehouse.ops import maintenance, status
 
 
 def lake(lake_root: str) -> Location:

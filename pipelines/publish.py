@@ -3,18 +3,21 @@ Parquet), only the partitions or keys that changed, exactly once per gold versio
 
 Upstream: ``lake_root/gold/<mart>`` and its change data feed. Outputs: each sink's copy of
 each mart, with the gold version it holds recorded in the same transaction (see
-``lakehouse.publish`` and ``lakehouse.plugins``).
+``lakehouse.layers.publish.publish`` and ``lakehouse.io``).
 """
 
 from __future__ import annotations
 
 from loguru import logger
 
-from lakehouse import catalog, plugins, publish, settings
-from lakehouse.delta import WriteResult
-from lakehouse.runs import RunMode
-from lakehouse.runs import run_mode as parse_run_mode
-from lakehouse.storage import Location
+from lakehouse import io as plugins
+from lakehouse.core import settings
+from lakehouse.core.delta import WriteResult
+from lakehouse.core.runs import RunMode
+from lakehouse.core.runs import run_mode as parse_run_mode
+from lakehouse.core.storage import Location
+from lakehouse.declare import catalog
+from lakehouse.layers.publish import publish
 
 WHERE = "conf/pipelines/publish.yml run.config"
 

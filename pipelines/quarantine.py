@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from lakehouse import delta, settings
-from lakehouse.settings import Positive
-from lakehouse.storage import Location
+from lakehouse.core import delta, settings
+from lakehouse.core.settings import Positive
+from lakehouse.core.storage import Location
 
 
 def lake(lake_root: str) -> Location:

@@ -15,9 +15,11 @@ import polars as pl
 import yaml
 from loguru import logger
 
-from lakehouse import catalog, data_dag, delta, ledger, report, settings, status
-from lakehouse.landing_files import bad_files_location
-from lakehouse.storage import Location, replace_file
+from lakehouse.core import delta, settings
+from lakehouse.core.storage import Location, replace_file
+from lakehouse.declare import catalog, data_dag
+from lakehouse.layers.bronze.landing_files import bad_files_location
+from lakehouse.ops import ledger, report, status
 
 STATUS_CONF = Path("conf") / "pipelines" / "status.yml"
 

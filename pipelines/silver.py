@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from loguru import logger
 
-from lakehouse import catalog, settings, silver
-from lakehouse.delta import WriteResult
-from lakehouse.quarantine import Policy
-from lakehouse.runs import RunMode, new_run_id
-from lakehouse.runs import run_mode as parse_run_mode
-from lakehouse.settings import Positive
-from lakehouse.storage import Location
+from lakehouse.core import settings
+from lakehouse.core.delta import WriteResult
+from lakehouse.core.runs import RunMode, new_run_id
+from lakehouse.core.runs import run_mode as parse_run_mode
+from lakehouse.core.settings import Positive
+from lakehouse.core.storage import Location
+from lakehouse.declare import catalog
+from lakehouse.layers.silver import batches, silver
+from lakehouse.layers.silver.quarantine import Policy
 
 
 def lake(lake_root: str) -> Location:
@@ -52,7 +54,7 @@ def silver_run(
     run_id: str,
     max_cells_per_batch: Positive,
     run_mode: RunMode,
-    watermark: silver.Watermark,
+    watermark: batches.Watermark,
     on_invalid: str,
     max_invalid_fraction: float,
 ) -> silver.SilverRun:

@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from lakehouse import exit_status, settings, status
-from lakehouse.storage import Location
+from lakehouse.core import settings
+from lakehouse.core.storage import Location
+from lakehouse.ops import status
+from lakehouse.runtime import exit_status
 
 
 def lake(lake_root: str) -> Location:

@@ -7,7 +7,7 @@ import polars as pl
 from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 
-from lakehouse import catalog
+from lakehouse.declare import catalog
 
 
 def rebuilt(house, name: str) -> pl.DataFrame:

@@ -27,16 +27,16 @@ def test_a_run_that_planned_a_batch_another_run_committed_is_refused(lakehouse):
     from deltalake.exceptions import CommitFailedError
     from truth import ENTITIES
 
-    from lakehouse import silver
-    from lakehouse.runs import RunMode
-    from lakehouse.storage import Location
+    from lakehouse.core.runs import RunMode
+    from lakehouse.core.storage import Location
+    from lakehouse.layers.silver import batches, silver
 
     lakehouse.configure("landing", defect_rate=0.05)
     lakehouse.run("landing")
     lakehouse.run("bronze")
     lake, orders = Location.from_uri(str(lakehouse.lake)), ENTITIES["orders"]
     places = [lake.child(layer, "orders") for layer in ("bronze", "silver", "_quarantine")]
-    planned_by_b = silver.plan_batch(*places, "silver:orders", 250_000, orders)
+    planned_by_b = batches.plan_batch(*places, "silver:orders", 250_000, orders)
 
     silver.refresh(orders, lake, "run-a", 250_000, RunMode())  # run A does batch 1
     before = {t: lakehouse.table(t).height for t in ("silver/orders", "_quarantine/orders")}

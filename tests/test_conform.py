@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 from truth import ENTITIES
 
-from lakehouse import conform, contracts
+from lakehouse.declare import contracts
+from lakehouse.layers.silver import conform
 
 ORDERS = ENTITIES["orders"]
 GOOD = {

@@ -10,8 +10,9 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.transaction import CommitProperties, Transaction
 
-from lakehouse import delta, silver
-from lakehouse.storage import Location
+from lakehouse.core import delta
+from lakehouse.core.storage import Location
+from lakehouse.layers.silver import batches
 
 
 def test_app_transactions_match_delta_rs_across_a_checkpoint(tmp_path):
@@ -48,7 +49,7 @@ def test_the_watermark_is_found_behind_many_other_commits(tmp_path):
 
 def test_a_batch_takes_a_bronze_remainder_along_but_stays_within_an_eighth_over():
     plain = SimpleNamespace(snapshot=None)  # an entity that is no snapshot source
-    cut = partial(silver._through, max_rows=8_000, entity=plain)  # bronze's 7,900 + remainders
+    cut = partial(batches._through, max_rows=8_000, entity=plain)  # bronze's 7,900 + remainders
     assert cut([(3, 7_900, []), (4, 900, []), (5, 7_900, [])]) == 4
     assert cut([(3, 7_500, []), (4, 900, []), (5, 900, [])]) == 4  # 9,300 would be too far
     assert cut([(3, 4_100, []), (4, 4_100, [])]) == 3  # not a remainder: over is over
@@ -73,14 +74,14 @@ def test_bronze_rows_are_read_from_the_appended_files_or_else_from_the_change_fe
     table = DeltaTable(location.uri)
     files = delta.appended_files(location, table, 0, 2)
     assert [version for version, _ in files] == [1, 2]
-    batch = silver.Batch(1, 0, 2, False)
-    rows = silver.bronze_rows(location, batch, table).sort("id")
+    batch = batches.Batch(1, 0, 2, False)
+    rows = batches.bronze_rows(location, batch, table).sort("id")
     assert rows.select("id", "_commit_version", "extra").rows() == [("c", 1, None), ("d", 2, "x")]
 
     table.optimize.compact()  # removes and re-adds files: the log is no longer plain appends
     table = DeltaTable(location.uri)
     assert delta.appended_files(location, table, 0, 3) is None
-    from_feed = silver.bronze_rows(location, silver.Batch(1, 0, 3, False), table).sort("id")
+    from_feed = batches.bronze_rows(location, batches.Batch(1, 0, 3, False), table).sort("id")
     assert (
         from_feed.select("id", "_commit_version", "extra").rows()
         == rows.select("id", "_commit_version", "extra").rows()

@@ -170,7 +170,7 @@ def test_rerunning_changes_no_table(ingested):
 def test_a_failed_run_then_a_rerun_equals_an_uninterrupted_run(
     lakehouse, tmp_path_factory, monkeypatch
 ):
-    from lakehouse import gold
+    from lakehouse.layers.gold import gold
 
     lakehouse.run("landing")
     lakehouse.run("bronze")

@@ -15,7 +15,7 @@ import yaml
 from conftest import sandbox
 from deltalake import DeltaTable
 
-from lakehouse import executor_types, executors
+from lakehouse.runtime import executor_types, executors
 
 TABLES = [
     "bronze/orders",
@@ -125,7 +125,7 @@ EXECUTORS = [
 def test_daily_gives_the_same_tables_on_every_executor(lakehouse, reference, executor, monkeypatch):
     lakehouse.configure("landing", defect_rate=0.05)
     lakehouse.configure("gold", partitions_per_task=2, keys_per_task=10)  # many gold tasks
-    started = []  # the executors FlowerPower's runner got from lakehouse.executors
+    started = []  # the executors FlowerPower's runner got from lakehouse.runtime.executors
     real_start = executors.start
     monkeypatch.setattr(
         executors,

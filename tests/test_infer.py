@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 import web_events
 
-from lakehouse import catalog, infer
+from lakehouse.declare import catalog, infer
 
 
 def test_the_draft_infers_types_and_nullability_from_text(tmp_path):

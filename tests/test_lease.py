@@ -22,8 +22,9 @@ from tcp_proxy import TcpProxy
 from test_operations import _with_hook
 from test_s3 import LAYERS, SECRET, MotoServer, S3Lakehouse, local_reference  # noqa: F401
 
-from lakehouse import delta, fence, lease, lock, storage
-from lakehouse.storage import Location
+from lakehouse.coordination import lease, lock
+from lakehouse.core import delta, fence, storage
+from lakehouse.core.storage import Location
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +128,8 @@ def test_an_expired_lease_is_taken_over_and_its_holder_writes_nothing(lake, tmp_
 
 
 def test_a_stale_holder_never_writes_over_the_ledger_rows_another_run_set(lake):
-    from lakehouse import ledger
-    from lakehouse.hooks import Run
+    from lakehouse.core.runs import Run
+    from lakehouse.ops import ledger
 
     runs = ledger.location(lake.uri)
     paused = Run("silver", "silver-paused", Path("."), {})

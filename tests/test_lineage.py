@@ -17,7 +17,7 @@ import web_events
 from openlineage_model import check_event
 from test_second_domain import _land_first_drop
 
-from lakehouse.lineage import dataset_name
+from lakehouse.ops.lineage import dataset_name
 
 API_KEY = "ol-key-7f3a9c"  # must reach the consumer as a bearer token, and nowhere else
 LAYERS = ["bronze", "silver", "gold", "publish"]

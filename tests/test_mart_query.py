@@ -15,8 +15,8 @@ import pytest
 import web_events
 import yaml
 
-from lakehouse import catalog, mart_query
-from lakehouse.declaration import DeclarationError
+from lakehouse.declare import catalog, mart_query
+from lakehouse.declare.declaration import DeclarationError
 
 SHIPMENTS = """
     SELECT s.shipped_on AS ship_day, k.carrier_name, sum(s.weight_kg) AS total_kg, count(*) AS parcels

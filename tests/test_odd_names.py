@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from lakehouse import catalog
-from lakehouse.declaration import DeclarationError
+from lakehouse.declare import catalog
+from lakehouse.declare.declaration import DeclarationError
 
 METERS = """
 description: Meter readings whose names need quoting in SQL.

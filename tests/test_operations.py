@@ -18,8 +18,9 @@ import pytest
 import yaml
 from conftest import Lakehouse
 
-from lakehouse import gold, lock
-from lakehouse.ledger import runs as ledger_of
+from lakehouse.coordination import lock
+from lakehouse.layers.gold import gold
+from lakehouse.ops.ledger import runs as ledger_of
 
 HOLD_HOOK = '''"""Test hook: keep the run (and so its lock) going for a while."""
 import time

@@ -7,7 +7,7 @@ import io
 from hamilton.execution.grouping import NodeGroupPurpose
 from loguru import logger
 
-from lakehouse import progress
+from lakehouse.runtime import progress
 
 
 def _run(meter: progress.TaskProgress, tasks: int) -> None:

@@ -19,9 +19,11 @@ import pyarrow.dataset as ds
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse import delta, gold
-from lakehouse.plugins import plain
-from lakehouse.storage import Location
+from lakehouse import io as plugins
+from lakehouse.core import delta
+from lakehouse.core.storage import Location
+from lakehouse.io import plain
+from lakehouse.layers.gold import writes
 
 MONTHS = [date(1995, 1, 1), date(1995, 2, 1), date(1995, 3, 1)]
 NATIONS, SEGMENTS = ["FRANCE", "JAPAN", "PERU"], ["BUILDING", "MACHINERY"]
@@ -97,13 +99,13 @@ class Gold:
 
     def revenue(self, data: pa.Table, months: list[date]) -> None:
         target = self.lake.child("gold", "daily_revenue")
-        gold.replace_partitions(
+        writes.replace_partitions(
             target, data, "order_month", months, self._properties("daily_revenue")
         )
 
     def customers(self, data: pa.Table) -> None:
         target = self.lake.child("gold", "customer_value")
-        gold.upsert(target, data, ["c_custkey"], self._properties("customer_value"))
+        writes.upsert(target, data, ["c_custkey"], self._properties("customer_value"))
 
     def table(self, mart: str) -> pa.Table:
         return DeltaTable(self.lake.child("gold", mart).uri).to_pyarrow_table()
@@ -352,14 +354,14 @@ def test_a_mart_keyed_by_text_is_published_by_key_after_a_merge(tmp_path):
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from lakehouse import publish
+    from lakehouse.layers.publish import publish
 
     where = Location.from_uri(str(tmp_path / "gold" / "page_totals"))
     first = pa.table({"page": ["/a", "/b", "/c"], "views": [1, 2, 3]})
     again = pa.table({"page": ["/b", "/d"], "views": [20, 4]})
     for batch, rows in enumerate((first, again), 1):
         properties = delta.commit_properties("gold:page_totals", batch, {}, "run-1")
-        gold.upsert(where, rows, ["page"], properties)
+        writes.upsert(where, rows, ["page"], properties)
     table = DeltaTable(where.uri)
     physical = {str(pq.read_schema(uri).field("page").type) for uri in table.file_uris()}
     assert "string_view" in physical  # what the MERGE wrote: the case this test is about
@@ -380,8 +382,7 @@ def test_a_duckdb_sink_remembers_what_it_holds_until_the_file_changes(tmp_path):
     """A run with nothing to publish asks the sink which gold version it holds: noted beside
     the file with the file's stat, it needs no DuckDB; any change to the file sends the
     next run back to the database."""
-    from lakehouse import plugins
-    from lakehouse.plugins import sql
+    from lakehouse.io import sql
 
     path = tmp_path / "bi" / "marts.duckdb"
     path.parent.mkdir()
@@ -394,7 +395,7 @@ def test_a_duckdb_sink_remembers_what_it_holds_until_the_file_changes(tmp_path):
     def asked_in_a_new_process() -> dict:
         probe = (
             "import json, sys\n"
-            "from lakehouse import plugins\n"
+            "from lakehouse import io as plugins\n"
             f"sink = plugins.sink('bi', {spec!r}, 'test')\n"
             "print(json.dumps([sink.published_version('sales'), 'duckdb' in sys.modules]))"
         )

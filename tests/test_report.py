@@ -16,8 +16,8 @@ import pytest
 import web_events
 from test_second_domain import DAY_3, _land_first_drop
 
-from lakehouse import status
-from lakehouse.storage import Location
+from lakehouse.core.storage import Location
+from lakehouse.ops import status
 
 
 def chromium() -> str:

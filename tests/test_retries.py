@@ -9,7 +9,7 @@ import pytest
 import yaml
 from deltalake.exceptions import CommitFailedError
 
-from lakehouse import ingest
+from lakehouse.layers.bronze import ingest
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "pipelines"
 

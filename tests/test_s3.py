@@ -25,7 +25,7 @@ from deltalake import DeltaTable, write_deltalake
 from tcp_proxy import TcpProxy
 from test_executors import _rows
 
-from lakehouse import storage
+from lakehouse.core import storage
 
 SECRET = f"s3cr3t-{uuid.uuid4().hex}"  # moto accepts any key: this one must never be printed
 LAYERS = json.dumps({"layers": ["bronze", "silver", "gold"], "project_dir": "."})
@@ -148,7 +148,7 @@ def test_daily_on_s3_gives_the_tables_of_a_local_run(s3_lakehouse, local_referen
 WRITER = """
 import sys, pyarrow as pa
 from deltalake import write_deltalake
-from lakehouse import storage
+from lakehouse.core import storage
 uri, name = sys.argv[1], sys.argv[2]
 for i in range(15):
     table = pa.table({"writer": [name], "i": [i]})

@@ -116,7 +116,7 @@ def _corrected(view: dict) -> dict:
 def test_new_keys_are_appended_and_only_known_keys_merged_even_when_killed_between(
     web, monkeypatch
 ):
-    from lakehouse import silver
+    from lakehouse.layers.silver import silver
 
     good = _land_first_drop(web)
     for layer in ("bronze", "silver"):

@@ -162,7 +162,7 @@ def test_a_snapshot_merges_only_its_changed_and_new_rows_and_keeps_vanished_keys
 def test_a_run_killed_between_the_append_of_new_keys_and_the_merge_is_completed_by_the_rerun(
     prices, monkeypatch, vanished
 ):
-    from lakehouse import silver as silver_module
+    from lakehouse.layers.silver import silver as silver_module
 
     declare(prices, vanished)
     first = price_list(400)

@@ -23,8 +23,8 @@ import pytest
 from deltalake import write_deltalake
 from postgres_server import PASSWORD
 
-from lakehouse import plugins
-from lakehouse.plugins import plain
+from lakehouse import io as plugins
+from lakehouse.io import plain
 
 LINEAGE = ["_source_file", "_ingested_at", "_run_id", "_row_md5"]
 EVENTS = pl.DataFrame({"id": [str(i) for i in range(1, 7)], "kind": ["a", "b", "c", "a", "b", "c"]})

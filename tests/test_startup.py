@@ -94,7 +94,7 @@ def test_pipelines_that_need_no_duckdb_do_not_import_it():
         import sys
         sys.path.insert(0, "pipelines")
         import bronze, silver, status, gold, publish
-        from lakehouse import gold as engine
+        from lakehouse.layers.gold import gold as engine
         print(sorted(m for m in ("duckdb",) if m in sys.modules))
         """
     )

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from lakehouse import status
+from lakehouse.ops import status
 
 
 def _freshness(lakehouse, limits: dict) -> None:
@@ -98,9 +98,9 @@ def test_the_run_ledger_compacts_itself_and_keeps_one_row_per_run(tmp_path):
     import polars as pl
     from deltalake import DeltaTable
 
-    from lakehouse import ledger
-    from lakehouse.hooks import Run
-    from lakehouse.storage import Location
+    from lakehouse.core.runs import Run
+    from lakehouse.core.storage import Location
+    from lakehouse.ops import ledger
 
     where = ledger.location(str(tmp_path / "lake"))
     runs = []
@@ -132,8 +132,8 @@ def test_a_run_starts_when_the_ledger_holds_merged_text(tmp_path):
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
-    from lakehouse import ledger
-    from lakehouse.hooks import Run
+    from lakehouse.core.runs import Run
+    from lakehouse.ops import ledger
 
     where = ledger.location(str(tmp_path / "lake"))
     killed = Run("loader", "run-killed", Path(tmp_path), {})

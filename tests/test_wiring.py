@@ -9,7 +9,7 @@ import pytest
 import yaml
 from hamilton import driver
 
-from lakehouse import settings
+from lakehouse.core import settings
 
 PIPELINES = sorted(
     p.stem for p in (Path(__file__).parent.parent / "conf" / "pipelines").glob("*.yml")

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from lakehouse import catalog
+from lakehouse.declare import catalog
 
 ENTITIES = catalog.load_dataset(
     Path(__file__).resolve().parent.parent / "demo" / "tpch.yml"

@@ -1,0 +1,327 @@
+"""Delta table edges: create, read state back from the log, and commit data with its watermark.
+
+Every write here puts the data, the new watermark (``custom_metadata["lakehouse.watermark"]``)
+and an app transaction (``app_id``, batch number) into one Delta commit. The next run reads
+its state back from the same table's log, so data and state can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.transaction import CommitProperties, Transaction
+
+from lakehouse.core import fence
+from lakehouse.core.storage import Location
+
+WATERMARK_KEY = "lakehouse.watermark"
+RUN_ID_KEY = "lakehouse.run_id"
+CDF_ON = {"delta.enableChangeDataFeed": "true"}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a saver wrote, for logs and the run ledger."""
+
+    table: str
+    uri: str
+    operation: str
+    rows: int
+    version: int | None
+    rows_read: int | None = None  # rows read from upstream for this write, where known
+    bytes: int | None = None  # Arrow bytes moved (plugins), where known
+    files: int | None = None  # landing files this write took (bronze)
+    by_rule: dict[str, int] | None = None  # quarantined rows per rule (quarantine writes)
+    inputs: tuple[str, ...] = ()  # URIs of what was read for this write (lineage)
+    target: str | None = None  # URI of where the rows went when not the table at ``uri``
+    drift: dict | None = None  # an audit: how the table differs from its rebuild
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.operation} {self.rows} rows -> version {self.version}"
+
+
+def open_table(location: Location, version: int | None = None) -> DeltaTable | None:
+    """The Delta table at ``location`` (at ``version``, else the latest), or None when none
+    was created there yet."""
+    try:
+        return DeltaTable(location.uri, version=version, storage_options=location.delta_options)
+    except TableNotFoundError:
+        return None
+
+
+def ensure_table(
+    location: Location, schema: pa.Schema, partition_by: list[str] | None = None
+) -> DeltaTable:
+    """Open the table, creating it empty (with change data feed on) if it does not exist."""
+    table = open_table(location)
+    if table is not None:
+        return table
+    fence.check()  # creating a table is a commit too
+    try:
+        return DeltaTable.create(
+            location.uri,
+            schema=schema,
+            partition_by=partition_by or None,
+            configuration=CDF_ON,
+            storage_options=location.delta_options,
+        )
+    except Exception:
+        # Another run created it between our check and our create: use theirs.
+        table = open_table(location)
+        if table is None:
+            raise
+        return table
+
+
+def add_missing_columns(table: DeltaTable, schema: pa.Schema) -> list[str]:
+    """Schema evolution: add the nullable columns of ``schema`` the table lacks."""
+    from deltalake.schema import Field, Schema
+
+    existing = set(table.schema().to_arrow().names)
+    new = [f for f in schema if f.name not in existing]
+    if new:
+        fields = Schema.from_arrow(pa.schema(new)).fields
+        table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in fields])
+    return [f.name for f in new]
+
+
+def last_batch(table: DeltaTable | None, app_id: str) -> int:
+    """The last batch number ``app_id`` committed to ``table`` (0 when none)."""
+    if table is None:
+        return 0
+    return table.transaction_version(app_id) or 0
+
+
+def app_transactions(location: Location) -> dict[str, int]:
+    """Every app transaction of the table (app id -> version), read from its log in one pass.
+
+    ``DeltaTable.transaction_version`` replays the log for each id it is asked about; for the
+    thousands of per-file ids of a bronze table, reading the newest checkpoint's ``txn``
+    column and the commits after it once is what keeps listing cost flat.
+    """
+    fs, log = location.fs, location.child("_delta_log").uri
+    fs.invalidate_cache(log)  # a listing cached before our own last commit would hide it
+    if not fs.exists(log):
+        return {}
+    versions: dict[str, int] = {}
+    checkpoint = _last_checkpoint(fs, log)
+    if checkpoint is not None:
+        version, parts = checkpoint
+        names = (
+            [f"{version:020d}.checkpoint.parquet"]
+            if not parts
+            else [
+                f"{version:020d}.checkpoint.{i:010d}.{parts:010d}.parquet"
+                for i in range(1, parts + 1)
+            ]
+        )
+        for name in names:
+            with fs.open(f"{log}/{name}", "rb") as handle:
+                for txn in pq.read_table(handle, columns=["txn"]).column("txn").to_pylist():
+                    if txn:
+                        versions[txn["appId"]] = txn["version"]
+    after = -1 if checkpoint is None else checkpoint[0]
+    commits = sorted(
+        path
+        for path in fs.ls(log, detail=False)
+        if path.endswith(".json") and int(path.rsplit("/", 1)[-1][:20]) > after
+    )
+    for path in commits:
+        for line in fs.cat_file(path).decode().splitlines():
+            if '"txn"' in line:
+                txn = json.loads(line).get("txn")
+                if txn:
+                    versions[txn["appId"]] = txn["version"]
+    return versions
+
+
+def appended_files(location: Location, table: DeltaTable, after: int, through: int):
+    """(version, data file URI) of the files that commits ``(after, through]`` added, oldest
+    first, read from their log entries; None unless each of those commits only added whole
+    files to an unpartitioned table without column mapping (a compaction, a delete or a
+    cleaned-up log entry: ``load_cdf`` then reads the changes)."""
+    metadata = table.metadata()
+    if metadata.partition_columns or metadata.configuration.get(
+        "delta.columnMapping.mode", "none"
+    ) not in ("none", None):
+        return None
+    fs, log = location.fs, location.child("_delta_log").uri
+    files = []
+    for version in range(after + 1, through + 1):
+        try:
+            entry = fs.cat_file(f"{log}/{version:020d}.json").decode()
+        except FileNotFoundError:
+            return None
+        for line in entry.splitlines():
+            action = json.loads(line)
+            if "remove" in action or "cdc" in action:
+                return None
+            add = action.get("add")
+            if add is None:
+                continue
+            if add.get("deletionVector") or not add.get("dataChange", True):
+                return None
+            path = unquote(add["path"])
+            files.append((version, path if "://" in path else location.child(path).uri))
+    return files
+
+
+def _last_checkpoint(fs, log: str) -> tuple[int, int | None] | None:
+    try:
+        last = json.loads(fs.cat_file(f"{log}/_last_checkpoint"))
+    except FileNotFoundError:
+        return None
+    if "v2Checkpoint" in last:
+        raise NotImplementedError(f"{log}: v2 checkpoints are not read here")
+    return last["version"], last.get("parts")
+
+
+def last_watermark(table: DeltaTable | None, app_id: str, depth: int = 50) -> dict | None:
+    """The watermark of ``app_id``'s newest commit, read from the table's history.
+
+    The newest ``depth`` commits are read first; only if ``app_id`` has committed (its app
+    transaction says so) but not among them is the whole history read.
+    """
+    if table is None:
+        return None
+    for limit in (depth, None):
+        for commit in table.history(limit=limit):
+            mark = commit.get(WATERMARK_KEY)
+            mark = json.loads(mark) if isinstance(mark, str) else mark
+            if mark and mark.get("app_id") == app_id:
+                return mark
+        if table.transaction_version(app_id) is None:
+            return None
+    raise RuntimeError(
+        f"{table.table_uri}: {app_id} has committed, but no commit of its carries a watermark "
+        "(was the log cleaned up past it?)"
+    )
+
+
+def run_watermarks(location: Location, run_id: str, depth: int = 100) -> tuple:
+    """The watermark a table had before ``run_id`` committed to it, and the one after (from
+    the newest ``depth`` commits; None where not found)."""
+    table = open_table(location)
+    before = after = app_id = None
+    for commit in table.history(limit=depth) if table is not None else []:
+        mark = commit.get(WATERMARK_KEY)
+        mark = json.loads(mark) if isinstance(mark, str) else mark
+        if not mark:
+            continue
+        if commit.get(RUN_ID_KEY) == run_id:
+            after, app_id = after or mark, app_id or mark.get("app_id")
+        elif app_id is not None and mark.get("app_id") == app_id:
+            before = mark
+            break
+    return before, after
+
+
+def commit_properties(
+    app_id: str,
+    batch: int,
+    watermark: dict,
+    run_id: str,
+    extra_transactions: Iterable[Transaction] = (),
+) -> CommitProperties:
+    """Commit properties carrying the batch marker and the watermark of ``app_id``."""
+    mark = {"app_id": app_id, "batch": batch, **watermark}
+    metadata = {WATERMARK_KEY: json.dumps(mark, sort_keys=True), RUN_ID_KEY: run_id}
+    return CommitProperties(
+        custom_metadata={**metadata, **fence.markers()},
+        app_transactions=[Transaction(app_id, batch), *extra_transactions],
+    )
+
+
+def ahead_properties(run_id: str, batch: CommitProperties, step: str) -> CommitProperties:
+    """Commit properties of a commit the run makes ahead of ``batch``'s own commit (``step``):
+    no watermark, and an app transaction of its own (``<batch app id>:<step>``), so that a
+    stale holder waking with this commit in flight conflicts with the same step committed
+    by the run that took its lease over, instead of landing it twice."""
+    mark = batch.app_transactions[0]
+    return CommitProperties(
+        custom_metadata={RUN_ID_KEY: run_id, **fence.markers()},
+        app_transactions=[Transaction(f"{mark.app_id}:{step}", mark.version)],
+    )
+
+
+def check_not_committed(table: DeltaTable, properties: CommitProperties) -> None:
+    """Refuse to commit a batch the table already holds (delta-rs would accept it again).
+
+    Call it with the very table object the commit is made from: delta-rs then rejects any
+    commit of the same app id that lands after this snapshot, so no batch is written twice.
+    It also checks that the run still holds its pipeline's lease (``lakehouse.coordination.lease``).
+    """
+    fence.check()  # a run that lost its pipeline's lease stops before committing
+    batch = properties.app_transactions[0]
+    done = table.transaction_version(batch.app_id)
+    if done is not None and done >= batch.version:
+        raise CommitFailedError(
+            f"{table.table_uri}: batch {batch.version} of {batch.app_id} was already committed "
+            f"(up to {done}) by another run"
+        )
+
+
+def append(
+    location: Location,
+    data: pa.Table,
+    properties: CommitProperties,
+    partition_by: list[str] | None = None,
+) -> int:
+    """Append ``data`` in one commit; returns the new table version."""
+    table = ensure_table(location, data.schema, partition_by)
+    check_not_committed(table, properties)
+    write_deltalake(table, data, mode="append", commit_properties=properties)
+    return table.version()
+
+
+def record_watermark_only(table: DeltaTable, properties: CommitProperties) -> None:
+    """An empty append commit: the batch is done and its watermark moves, no data changes."""
+    empty = table.to_pyarrow_dataset().schema.empty_table()
+    check_not_committed(table, properties)
+    write_deltalake(table, empty, mode="append", commit_properties=properties)
+    table.update_incremental()
+
+
+def read_where(dataset, filter=None, columns: list[str] | None = None) -> pa.Table:
+    """``dataset.to_table(columns, filter)``, also for files that store text as
+    ``string_view``: delta-rs writes those in MERGE and OPTIMIZE, and PyArrow 26 has no kernel
+    comparing them with a text literal (``ArrowNotImplementedError``). Such a read is done
+    again without the filter pushed down, the batches filtered as they come."""
+    try:
+        return dataset.to_table(columns=columns, filter=filter)
+    except pa.ArrowNotImplementedError:
+        if filter is None:
+            raise
+    kept = (pa.Table.from_batches([b]).filter(filter) for b in dataset.to_batches())
+    rows = pa.concat_tables([dataset.schema.empty_table(), *kept])
+    return rows.select(columns) if columns is not None else rows
+
+
+def sql_literal(value) -> str:
+    """A value as a SQL literal (deltalake predicates, DuckDB, PostgreSQL); dates and times
+    as ISO text, which each compares to its column's type."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def quoted(name: str, alias: str | None = None) -> str:
+    """A column name as a SQL identifier (``alias."name"``), whatever it holds: a space, a
+    double quote (doubled), a reserved word. Every name that reaches SQL goes through here."""
+    column = '"' + name.replace('"', '""') + '"'
+    return f"{alias}.{column}" if alias else column
+
+
+def in_list(column: str, values: Iterable, alias: str | None = None) -> str:
+    """``"column" IN (...)`` over the distinct values, sorted for a stable predicate."""
+    items = sorted({v for v in values if v is not None})
+    return f"{quoted(column, alias)} IN ({', '.join(sql_literal(v) for v in items)})"

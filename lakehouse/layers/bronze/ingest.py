@@ -1,0 +1,323 @@
+"""Bronze ingestion edges: stage each new landing file as Parquet, commit them at once, record
+the files that cannot be read (which files are new: ``lakehouse.layers.bronze.landing_files``).
+
+Staging writes the rows of landing files as Parquet files inside the table folder (in
+parallel, one Hamilton task per batch of a source's files, several small files to a Parquet
+file); one Delta commit per table then adds them together with the per-file transactions
+and the batch watermark. A run killed before that commit leaves only
+unreferenced Parquet files behind (removed by ``vacuum``), never half a batch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.transaction import AddAction, Transaction
+from loguru import logger
+
+from lakehouse.core import delta, fence
+from lakehouse.core.storage import Location
+from lakehouse.io.files import (
+    BadFileError,
+    read_file,
+)
+from lakehouse.layers.bronze.landing_files import LandingFile, bad_files_location
+
+BAD_FILES_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("size", pa.int64()),
+        ("fingerprint", pa.int64()),
+        ("error", pa.string()),
+        ("message", pa.string()),
+        ("run_id", pa.string()),
+        ("recorded_at", pa.timestamp("us", "UTC")),
+    ]
+)
+LINEAGE = {
+    "_source_file": pl.String,
+    "_ingested_at": pl.Datetime("us", "UTC"),
+    "_run_id": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A landing file left in place, not ingested, and why."""
+
+    file: LandingFile
+    error: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file.uri}: {self.error}: {self.message}"
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A landing file's rows written as Parquet inside its bronze table, not yet committed."""
+
+    file: LandingFile
+    path: str  # the Parquet file (relative to the table root), shared by the files of a task
+    size: int  # that Parquet file's bytes
+    rows: int  # this landing file's rows
+    schema: pa.Schema
+
+
+def read_landing_file(file: LandingFile, expected: pa.Schema | None = None) -> pl.DataFrame:
+    """The file's rows as landed: CSV and JSON values as text (typing happens in silver).
+
+    Raises ``BadFileError`` for a file that is not what its format and source promise:
+    zero bytes, broken compression, not UTF-8, unparseable, or columns missing or retyped
+    against ``expected`` (the bronze table's schema so far).
+    """
+    frame = read_file(file.uri, file.format, file.compression)
+    if file.format == "parquet":
+        frame = frame.with_columns(pl.col(pl.String).cast(pl.String))
+    _check_columns(frame, expected, file)
+    return frame
+
+
+def _check_columns(frame: pl.DataFrame, expected: pa.Schema | None, file: LandingFile) -> None:
+    """The declared columns must be there; columns the table has keep their type; new
+    columns are welcome (schema evolution) unless an entity of the source says ``fail``."""
+    missing = [name for name in file.required if name not in frame.columns]
+    if missing:
+        hint = ""
+        header = frame.columns[0] if frame.width == 1 else ""
+        if sum(name in header for name in file.required) > 1:  # ; and tab arrive as _
+            hint = f" (the header is one column, {header!r}: wrong delimiter?)"
+        raise BadFileError(
+            "missing_columns", f"bronze/{file.source} needs {', '.join(missing)}{hint}"
+        )
+    extra = [name for name in frame.columns if name not in file.required]
+    if file.closed and extra:
+        raise BadFileError(
+            "new_columns",
+            f"bronze/{file.source} has undeclared column(s) {', '.join(extra)} and its entity's "
+            "schema_evolution is fail (declare them, or set add_columns)",
+        )
+    if expected is None:
+        return
+    arrow = frame.head(0).to_arrow().schema
+    for field in expected:
+        if field.name.startswith("_") or field.name not in arrow.names:
+            continue
+        new, old = _comparable(arrow.field(field.name).type), _comparable(field.type)
+        if new != old:
+            raise BadFileError(
+                "changed_type",
+                f"bronze/{file.source} column {field.name} was {old}, this file has {new}",
+            )
+
+
+def _comparable(dtype: pa.DataType) -> pa.DataType:
+    return (
+        pa.string() if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype) else dtype
+    )
+
+
+def _run_lineage(run_id: str, ingested_at: datetime) -> list[pl.Expr]:
+    """The run's lineage columns but ``_source_file`` (made once per task, not per file)."""
+    return [
+        pl.lit(ingested_at, LINEAGE["_ingested_at"]).alias("_ingested_at"),
+        pl.lit(run_id, pl.String).alias("_run_id"),
+    ]
+
+
+def _with_lineage(frame: pl.DataFrame, file: LandingFile, run: list[pl.Expr]) -> pl.DataFrame:
+    return frame.with_columns(pl.lit(file.relative, pl.String).alias("_source_file"), *run)
+
+
+def _write_staged(table: Location, frames: list, run_id: str) -> list[StagedFile]:
+    """``frames`` ((file, rows) of one source) written as one Parquet file in the table."""
+    data = pl.concat([rows for _, rows in frames], how="diagonal_relaxed")
+    relative = f"part-{run_id}-{uuid.uuid4().hex[:12]}.parquet"
+    target = table.child(relative)
+    fence.check()  # a run that lost its lease stages no file either
+    table.fs.makedirs(table.uri, exist_ok=True)
+    with table.fs.open(target.uri, "wb") as out:  # Polars' writer: twice pyarrow's speed here
+        data.write_parquet(out, compression="zstd", compression_level=1)
+    size = table.fs.size(target.uri)
+    schema = data.head(0).to_arrow().schema
+    return [StagedFile(f, relative, size, rows.height, schema) for f, rows in frames]
+
+
+def stage(
+    files: list[LandingFile], run_id: str, ingested_at: datetime, max_rows: int
+) -> list[StagedFile | BadFile]:
+    """Read landing files of one source, add lineage columns and write their rows as Parquet
+    into the table, several files to a Parquet file of at most ``max_rows`` rows (a bigger
+    file alone); a file that cannot be read as promised comes back as a ``BadFile``."""
+    table_location = files[0].table
+    table = delta.open_table(table_location)  # once per task, not per file
+    expected = pa.schema(table.schema().to_arrow()) if table is not None else None
+    outcomes: list[StagedFile | BadFile] = []
+    pending: list[tuple[LandingFile, pl.DataFrame]] = []
+    run = _run_lineage(run_id, ingested_at)
+    for file in files:
+        try:
+            rows = _with_lineage(read_landing_file(file, expected), file, run)
+        except BadFileError as error:
+            outcomes.append(BadFile(file, error.kind, str(error)))
+            continue
+        if pending and sum(r.height for _, r in pending) + rows.height > max_rows:
+            outcomes += _write_staged(table_location, pending, run_id)
+            pending = []
+        pending.append((file, rows))
+    if pending:
+        outcomes += _write_staged(table_location, pending, run_id)
+    return outcomes
+
+
+def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
+    return pa.unify_schemas(
+        [
+            pa.schema(
+                [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in s]
+            )
+            for s in schemas
+        ]
+    )
+
+
+def commit_staged(
+    table_location: Location,
+    source: str,
+    staged: list[StagedFile],
+    run_id: str,
+    opened: dict[str, DeltaTable] | None = None,
+) -> delta.WriteResult:
+    """Add the staged files to the bronze table in one commit with their file watermarks.
+
+    ``opened``: the tables this run has committed to so far, by URI (kept up to date here),
+    so that a table taking many commits is opened once, not once per commit.
+    """
+    schema = _unified_schema([s.schema for s in staged])
+    opened = {} if opened is None else opened
+    table = opened.get(table_location.uri) or delta.ensure_table(table_location, schema)
+    opened[table_location.uri] = table
+    added = delta.add_missing_columns(table, schema)
+    if added:
+        logger.warning(f"bronze/{source}: new column(s) {', '.join(added)} added to the table")
+    table.update_incremental()
+
+    ingested = delta.app_transactions(table_location)  # one read, not a log replay per file
+    taken = {s.path for s in staged if ingested.get(s.file.app_id) == s.file.fingerprint}
+    for path in taken:  # a concurrent run committed a file of it first: the others of the
+        table_location.fs.rm(table_location.child(path).uri)  # Parquet file go next run
+    fresh = [s for s in staged if s.path not in taken]
+    if not fresh:
+        return delta.WriteResult(
+            table_location.name, table_location.uri, "append", 0, table.version()
+        )
+
+    now_ms = int(time.time() * 1000)
+    actions = [
+        AddAction(path, group[0].size, {}, now_ms, True, json.dumps({"numRecords": rows}))
+        for path, group in by_parquet(fresh).items()
+        for rows in [sum(s.rows for s in group)]
+    ]
+    app_id = f"bronze:{source}"
+    batch = delta.last_batch(table, app_id) + 1
+    rows = sum(s.rows for s in fresh)
+    watermark = {"rows": rows, "files": [{"name": s.file.name, "size": s.file.size} for s in fresh]}
+    properties = delta.commit_properties(
+        app_id,
+        batch,
+        watermark,
+        run_id,
+        extra_transactions=[Transaction(s.file.app_id, s.file.fingerprint) for s in fresh],
+    )
+    delta.check_not_committed(table, properties)
+    table.create_write_transaction(actions, "append", table.schema(), commit_properties=properties)
+    table.update_incremental()
+    landed = sum(s.file.size for s in fresh)
+    return delta.WriteResult(
+        table_location.name,
+        table_location.uri,
+        "append",
+        rows,
+        table.version(),
+        rows,
+        landed,
+        files=len(fresh),
+        inputs=tuple(sorted({s.file.uri.rsplit("/", 1)[0] for s in fresh})),
+    )
+
+
+def record_bad_files(lake: Location, bad: list[BadFile], run_id: str) -> delta.WriteResult | None:
+    """Record unreadable files (left where they are) in ``_quarantine/_files``, each once per
+    version of the file: an app transaction per file holds the fingerprint recorded."""
+    location = bad_files_location(lake)
+    known = delta.app_transactions(location)
+    new = [b for b in bad if known.get(b.file.app_id) != b.file.fingerprint]
+    if not new:
+        return None
+    now = datetime.now(UTC)
+    rows = pa.Table.from_pylist(
+        [
+            {
+                "source": b.file.source,
+                "file": b.file.relative,
+                "size": b.file.size,
+                "fingerprint": b.file.fingerprint,
+                "error": b.error,
+                "message": b.message,
+                "run_id": run_id,
+                "recorded_at": now,
+            }
+            for b in new
+        ],
+        schema=BAD_FILES_SCHEMA,
+    )
+    app_id = "bronze:bad_files"
+    batch = delta.last_batch(delta.open_table(location), app_id) + 1
+    properties = delta.commit_properties(
+        app_id,
+        batch,
+        {"files": len(new)},
+        run_id,
+        extra_transactions=[Transaction(b.file.app_id, b.file.fingerprint) for b in new],
+    )
+    version = delta.append(location, rows, properties)
+    return delta.WriteResult(location.name, location.uri, "append", len(new), version)
+
+
+def by_parquet(staged: list[StagedFile]) -> dict[str, list[StagedFile]]:
+    """Staged landing files by the Parquet file holding their rows."""
+    files: dict[str, list[StagedFile]] = {}
+    for s in staged:
+        files.setdefault(s.path, []).append(s)
+    return files
+
+
+def discard(staged: list[StagedFile]) -> None:
+    """Remove staged Parquet files that will not be committed."""
+    for path, group in by_parquet(staged).items():
+        group[0].file.table.fs.rm(group[0].file.table.child(path).uri)
+
+
+def commit_groups(staged: list[StagedFile], max_rows: int) -> list[list[StagedFile]]:
+    """Staged files grouped per table into commits of at most ``max_rows`` rows each (a
+    Parquet file larger than that gets a commit of its own), in file-name order; the files
+    sharing a Parquet file are always in the same commit."""
+    groups: list[list[StagedFile]] = []
+    current: list[StagedFile] = []
+    parquets = sorted(by_parquet(staged).values(), key=lambda g: (g[0].file.source, g[0].file.name))
+    for parquet in parquets:
+        source, rows = parquet[0].file.source, sum(s.rows for s in parquet)
+        same_table = current and current[0].file.source == source
+        if current and (not same_table or sum(s.rows for s in current) + rows > max_rows):
+            groups.append(current)
+            current = []
+        current += parquet
+    return groups + ([current] if current else [])

@@ -1,0 +1,182 @@
+"""Which landing files bronze takes next: listed per source, new by fingerprint against the
+bronze table's log (and the bad-file table's), settled (not changed for ``settle_seconds``).
+
+The file watermark lives in the bronze table's own log: each ingested file is an app
+transaction ``file:<source>/<name>`` whose version is a fingerprint of the file's size and
+modification time (or etag). A file is new when its fingerprint differs from the one
+recorded, so a late file with an old name and a file rewritten in place are both picked up,
+and a run costs one folder listing plus one read of the table's transactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow.parquet as pq
+from loguru import logger
+
+from lakehouse.core import delta
+from lakehouse.core.storage import Location
+from lakehouse.io.files import BadFileError, FileSource, compression_of, decompress
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One landing file not yet ingested, and where its rows go."""
+
+    source: str
+    uri: str
+    name: str
+    format: str
+    size: int
+    fingerprint: int
+    table: Location
+    compression: str = "infer"
+    required: tuple[str, ...] = ()  # columns the entities reading this source declare
+    closed: bool = False  # an entity's schema_evolution is fail: no other columns allowed
+    modified: float | None = None  # seconds since the epoch, as the store reports it
+
+    @property
+    def app_id(self) -> str:
+        return f"file:{self.source}/{self.name}"
+
+    @property
+    def relative(self) -> str:
+        """``<source>/<name>``: the file's name wherever the landing zone or project sits
+        (bronze's ``_source_file``, quarantine's ``source_file`` and ``row_key``)."""
+        return f"{self.source}/{self.name}"
+
+
+def fingerprint(info: dict) -> int:
+    """A 62-bit number that changes when the file's size or version (etag, mtime) changes."""
+    version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+    digest = hashlib.sha256(f"{info['size']}:{version}".encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+def modified_at(info: dict) -> float | None:
+    """A listing entry's modification time in seconds since the epoch (local disks give
+    ``mtime``, object stores ``LastModified``)."""
+    moment = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+    if isinstance(moment, datetime):
+        return moment.timestamp()
+    return float(moment) if isinstance(moment, int | float) else None
+
+
+def settled(files: list[LandingFile], settle_seconds: float) -> list[LandingFile]:
+    """The files that have not changed for ``settle_seconds``: a file changed more recently
+    is watched until it is that old, and left for the next run if its size or modification
+    time moved meanwhile (a writer still at work). A file dated in the future (the clock of
+    the system that wrote it is ahead of this host's) is watched for ``settle_seconds``, never
+    for its skew."""
+    now = time.time()
+    young = [f for f in files if f.modified is not None and now - f.modified < settle_seconds]
+    if not young:
+        return files
+    for file in young:
+        if file.modified > now + 1:
+            logger.warning(
+                f"bronze: {file.uri} is dated {file.modified - now:,.0f} s in the future (its "
+                f"writer's clock is ahead of this host's?): watched for {settle_seconds:g} s only"
+            )
+    wait = min(settle_seconds, max(settle_seconds - (now - f.modified) for f in young))
+    logger.info(
+        f"bronze: {len(young)} landing file(s) changed in the last {settle_seconds:g} s: "
+        f"waiting {wait:.1f} s to see that they are complete"
+    )
+    time.sleep(wait)
+    moving = set()
+    for file in young:
+        fs = Location(file.uri).fs
+        fs.invalidate_cache()
+        info = fs.info(file.uri) if fs.exists(file.uri) else None
+        if info is None or fingerprint(info) != file.fingerprint:
+            moving.add(file.uri)
+            logger.warning(
+                f"bronze: {file.uri} changed within {settle_seconds:g} s (still being written?): "
+                "left for the next run"
+            )
+    return [f for f in files if f.uri not in moving]
+
+
+def list_new_files(
+    landing: Location,
+    lake: Location,
+    source: str,
+    plugin: FileSource,
+    required: tuple[str, ...] = (),
+    closed: bool = False,
+) -> list[LandingFile]:
+    """The source's files (``landing/<source>/`` or the plugin's ``uri``) whose fingerprint
+    the bronze table has not recorded (as ingested) nor the bad-file table (as unreadable:
+    such a file is retried only once it changes)."""
+    table_location = lake.child("bronze", source)
+    listed = plugin.list_files(landing.child(source))
+    if not listed:
+        return []
+    ingested = delta.app_transactions(table_location)
+    bad = delta.app_transactions(bad_files_location(lake))
+    files = []
+    for uri, name, info in listed:
+        candidate = LandingFile(
+            source,
+            uri,
+            name,
+            plugin.format,
+            info["size"],
+            fingerprint(info),
+            table_location,
+            plugin.compression,
+            required,
+            closed,
+            modified_at(info),
+        )
+        if candidate.fingerprint in (ingested.get(candidate.app_id), bad.get(candidate.app_id)):
+            continue
+        files.append(candidate)
+    return files
+
+
+def by_source(files: list[LandingFile]) -> dict[str, list[LandingFile]]:
+    grouped: dict[str, list[LandingFile]] = {}
+    for file in files:
+        grouped.setdefault(file.source, []).append(file)
+    return grouped
+
+
+def estimate_rows(file: LandingFile) -> int:
+    """Rows in a landing file without typing it: Parquet's footer, else lines (less the CSV
+    header); 0 for a file that cannot be read."""
+    fs = Location(file.uri).fs
+    with fs.open(file.uri, "rb") as handle:
+        if file.format == "parquet":
+            return pq.ParquetFile(handle).metadata.num_rows
+        try:
+            data = decompress(handle.read(), compression_of(file.uri, file.compression))
+        except BadFileError:
+            return 0
+    return max(0, data.count(b"\n") - (file.format == "csv"))
+
+
+def batches(files: list[LandingFile], max_bytes: int) -> list[list[LandingFile]]:
+    """``files`` cut into batches of one source each, in name order, of at most ``max_bytes``
+    landed (a bigger file makes a batch alone)."""
+    cut: list[list[LandingFile]] = []
+    for file in sorted(files, key=lambda f: (f.source, f.name)):
+        last = cut[-1] if cut else None
+        if (
+            last
+            and last[0].source == file.source
+            and sum(f.size for f in last) + file.size <= max_bytes
+        ):
+            last.append(file)
+        else:
+            cut.append([file])
+    return cut
+
+
+def bad_files_location(lake: Location) -> Location:
+    return lake.child("_quarantine", "_files")

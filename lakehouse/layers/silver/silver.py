@@ -1,0 +1,200 @@
+"""Silver edges: read the bronze rows not yet processed, quarantine the bad, MERGE the good.
+
+State per entity (app id ``silver:<entity>``), all in Delta logs:
+  * the silver table's newest commit says which bronze version it has merged up to;
+  * a batch with rejected rows writes their quarantine commit *first*, which fixes the
+    batch's bronze range, so a run killed between the two commits redoes the MERGE over
+    exactly the same rows, and never quarantines a row twice (a batch without rejects
+    writes none: killed, it is planned again from the silver watermark);
+  * a batch appends the rows of keys silver lacks just before its MERGE, in a commit of
+    the run that is not the batch's: redone after a crash, the batch finds those rows in
+    silver, and its MERGE leaves them as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import polars as pl
+from loguru import logger
+
+from lakehouse.core import delta
+from lakehouse.core.runs import RunMode
+from lakehouse.core.storage import Location
+from lakehouse.declare.declaration import Entity
+from lakehouse.layers.silver import conform, quarantine, rebuild, snapshots
+from lakehouse.layers.silver.batches import (
+    Batch,
+    Watermark,
+    _rows_per_version,
+    bronze_rows,
+    plan_batch,
+    plan_column_batch,
+)
+from lakehouse.layers.silver.merge import append_new, merge, split_new
+from lakehouse.layers.silver.quarantine import Policy
+
+DEFAULT_POLICY = Policy()
+DEFAULT_WATERMARK = Watermark()
+
+
+def refresh(
+    entity: Entity,
+    lake: Location,
+    run_id: str,
+    max_cells_per_batch: int,
+    mode: RunMode,
+    watermark: Watermark = DEFAULT_WATERMARK,
+    parent_keys: Callable[[], pl.Series | None] = lambda: None,
+    policy: Policy = DEFAULT_POLICY,
+) -> list[delta.WriteResult]:
+    """Bring silver/<entity> up to date with bronze, as ``mode`` says; ``parent_keys`` gives
+    the keys of its parent, called once there are rows to check (an entity with nothing new
+    reads none).
+
+    Incremental: every pending bronze batch. Backfill or full refresh: the bronze rows of the
+    date range (all rows for a full refresh), re-validated and merged, deleting silver rows
+    of the range that bronze no longer supports. Plan: log what would be read, write nothing.
+    """
+    bronze = lake.child("bronze", entity.source)
+    target = lake.child("silver", entity.name)
+    quarantined = lake.child("_quarantine", entity.name)
+    app_id = f"silver:{entity.name}"
+    if mode.replay:
+        return rebuild.replay(entity, lake, run_id, parent_keys())
+    if mode.date_range or mode.full_refresh:
+        return rebuild.rebuild(entity, lake, run_id, mode, parent_keys(), policy)
+    if mode.plan:
+        _log_plan(entity, bronze, target, quarantined, app_id, max_cells_per_batch)
+        return []
+
+    parent_keys = functools.cache(parent_keys)
+
+    def process(batch, table=None) -> list[delta.WriteResult]:
+        keys = parent_keys()
+        return _process(
+            entity, batch, bronze, target, quarantined, app_id, run_id, keys, policy, table
+        )
+
+    results = []
+    if watermark.kind == "column":
+        batch = plan_column_batch(bronze, target, quarantined, app_id, watermark)
+        results = process(batch) if batch is not None else []
+    else:
+        done = 0
+        table = delta.open_table(bronze)  # append-only: opened once, read a batch at a time
+        while batch := plan_batch(
+            bronze, target, quarantined, app_id, max_cells_per_batch, entity, table
+        ):
+            results += process(batch, table)
+            done += 1
+            if done > 1:  # a backfill's progress; one batch is the summary's news
+                logger.info(f"silver/{entity.name}: {done} batches done ({batch})")
+    if not results:
+        logger.debug(f"silver/{entity.name}: up to date")
+    return results
+
+
+@dataclass(frozen=True)
+class SilverRun:
+    """One silver run's settings: lake, run id, batch size, mode and watermark."""
+
+    lake: Location
+    run_id: str
+    max_cells_per_batch: int
+    mode: RunMode
+    watermark: Watermark
+    policy: Policy = DEFAULT_POLICY
+
+    def refresh(self, entity: Entity) -> list[delta.WriteResult]:
+        return refresh(
+            entity,
+            self.lake,
+            self.run_id,
+            self.max_cells_per_batch,
+            self.mode,
+            self.watermark,
+            functools.partial(parent_keys, self.lake, entity),
+            self.policy,
+        )
+
+
+def _log_plan(entity, bronze, target, quarantine, app_id, max_cells) -> None:
+    batch = plan_batch(bronze, target, quarantine, app_id, max_cells, entity)
+    if batch is None:
+        logger.info(f"PLAN silver/{entity.name}: up to date")
+        return
+    bronze_table = delta.open_table(bronze)
+    current = bronze_table.version()
+    sizes = _rows_per_version(bronze_table, batch.after, current)
+    pending = Batch(batch.number, batch.after, current, batch.quarantined)
+    partitions = ""
+    if entity.partition:
+        rows = bronze_rows(bronze, pending)
+        days = rows.select(conform.raw_partition_value(entity, rows.schema)).to_series()
+        partitions = ", ".join(str(d) for d in days.drop_nulls().unique().sort())
+        partitions = f"; {entity.partition.column} {partitions}"
+    logger.info(
+        f"PLAN silver/{entity.name}: bronze versions {batch.after + 1}..{current}, "
+        f"~{sum(rows for _, rows, _ in sizes):,} rows{partitions}"
+    )
+
+
+def _process(
+    entity, batch, bronze, target, quarantined, app_id, run_id, parent_keys, policy, table=None
+):
+    raw = bronze_rows(bronze, batch, table)
+    read, gone, current = raw.height, None, None
+    if entity.snapshot and not conform.missing_columns(raw.columns, entity):
+        current = snapshots.current_state(target, entity)
+        live = snapshots.live(current)
+        if live is not None and entity.snapshot.vanished != "keep" and raw.height:
+            gone = snapshots.vanished(raw, entity, live)
+        raw = snapshots.changed(raw, entity, live)
+    valid, rejected = conform.split(raw, entity, parent_keys, policy)
+    properties = delta.commit_properties(app_id, batch.number, batch.watermark, run_id)
+    results = []
+    if not batch.quarantined:
+        rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
+        # windows overlap by the lookback; a file ingested again brings its bad rows again
+        rows = quarantine.not_yet_quarantined(quarantined, rows)
+        if rows.height:  # no rejects, no commit: a rerun finds none again
+            results.append(quarantine.append(quarantined, rows, properties))
+    unchanged = f", {read - raw.height} unchanged" if entity.snapshot else ""
+    vanished = f", {gone.height} vanished" if gone is not None else ""
+    logger.debug(
+        f"silver/{entity.name}: {batch}: {read} rows read{unchanged}{vanished}, "
+        f"{valid.height} valid, {rejected.height} rejected"
+    )
+    fresh, valid = split_new(target, entity, valid, current)
+    if fresh.height:  # rows of new keys need no MERGE: appended ahead of it
+        appended = append_new(target, entity, fresh, properties, run_id)
+        results.append(replace(appended, inputs=(bronze.uri,)))
+    if gone is not None and gone.height:
+        valid = pl.concat(
+            [valid.with_columns(pl.lit(False).alias(snapshots.VANISHED)), gone],
+            how="diagonal_relaxed",
+        )
+    merged = merge(target, entity, valid, properties)
+    results.append(replace(merged, rows_read=read, inputs=(bronze.uri,)))
+    return results
+
+
+def parent_keys(lake: Location, entity: Entity) -> pl.Series | None:
+    """The keys of the entity's parent in silver: one narrow column; None for an entity
+    without a parent."""
+    if entity.parent is None:
+        return None
+    key = entity.parent.key
+    table = delta.open_table(lake.child("silver", entity.parent.entity))
+    if table is None:
+        return pl.Series(key, [], entity.columns[entity.parent.column])
+    return pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=[key]))[key]
+
+
+def undeclared_bronze(lake: Location, declared) -> list[str]:
+    """Bronze tables no declared entity reads (``declared``: the catalog)."""
+    sources = {entity.source for entity in declared.entities.values()}
+    return [name for name in lake.child("bronze").folders() if name not in sources]

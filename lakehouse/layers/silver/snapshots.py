@@ -1,0 +1,125 @@
+"""Snapshot sources: only the rows a snapshot changed are validated and merged.
+
+A source that delivers full snapshots (a dimension export) repeats almost every row each
+time. Silver keeps, beside each row of such an entity, the hash of the row as it arrived
+(``_row_hash``). Before validation a batch drops the keys whose rows all carry the hash
+silver already holds for that key; the keys the batch's newest snapshot lacks are kept,
+flagged (``_deleted_at``) or deleted, as the entity's ``snapshot.vanished`` says.
+
+Pure functions on Polars frames, except ``current_state`` (one narrow read of silver).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from lakehouse.core import delta
+from lakehouse.core.storage import Location
+from lakehouse.declare.declaration import DELETED_AT, ROW_HASH, Entity
+from lakehouse.layers.silver.conform import ORDER_OF_ARRIVAL, latest_arrivals, typed, with_row_hash
+
+VANISHED = "_vanished"  # merge source marker: the row stands for a key that vanished
+SOURCE_FILE = "_source_file"
+
+
+def _typed_keys(raw: pl.DataFrame, entity: Entity) -> list[pl.Expr]:
+    return [
+        typed(k, entity.columns[k], raw.schema[k], entity.zones.get(k)).alias(f"__key_{k}")
+        for k in entity.keys
+    ]
+
+
+def current_state(target: Location, entity: Entity) -> pl.DataFrame | None:
+    """Every key of silver with its row hash (and partition value; ``_deleted_at`` for a
+    ``soft_delete`` entity): one narrow read. None when silver has no row hashes yet (a new
+    table, or one written before them)."""
+    table = delta.open_table(target)
+    if table is None or ROW_HASH not in table.schema().to_arrow().names:
+        return None
+    columns = [*entity.keys, ROW_HASH]
+    if entity.partition_column:
+        columns.append(entity.partition_column)
+    if entity.snapshot.vanished == "soft_delete":
+        columns.append(DELETED_AT)
+    return pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=columns))
+
+
+def live(current: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The keys of ``current_state`` not flagged as vanished."""
+    if current is None or DELETED_AT not in current.columns:
+        return current
+    return current.filter(pl.col(DELETED_AT).is_null()).drop(DELETED_AT)
+
+
+def changed(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame | None) -> pl.DataFrame:
+    """The raw rows (with ``_row_hash``) that change something: every row of a key whose rows
+    all carry the hash silver holds for it is dropped, and so is a copy of a row that a later
+    snapshot of the batch repeats (the latest stays).
+
+    The work is done on a narrow frame (hash, arrival order, row number, typed keys); the
+    batch itself is filtered once, in its own order.
+    """
+    marked = with_row_hash(raw, entity)
+    order = [c for c in ORDER_OF_ARRIVAL if c in raw.columns]
+    narrow = marked.select(ROW_HASH, *order).with_row_index("__row")
+    if current is not None:  # the hash covers the key: a known hash is a known (key, row)
+        keys = [f"__key_{k}" for k in entity.keys]
+        narrow = narrow.with_columns(raw.select(_typed_keys(raw, entity)))
+        known = pl.col(ROW_HASH).is_in(current.get_column(ROW_HASH).implode())
+        touched = narrow.filter(~known).select(keys).unique()
+        narrow = narrow.join(touched, on=keys, how="semi", nulls_equal=True)
+    return marked.filter(latest_arrivals(narrow, [ROW_HASH]))  # a later snapshot's copy wins
+
+
+def snapshot_of(entity: Entity) -> pl.Expr:
+    """Which snapshot a row came from: the first match of ``snapshot.group`` in its file's
+    name (the whole name when no group is declared)."""
+    name = pl.col(SOURCE_FILE).str.split("/").list.last()
+    group = entity.snapshot.group
+    return name if group is None else pl.coalesce(name.str.extract(f"({group})"), name)
+
+
+def _newest_snapshot_keys(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
+    """The typed keys of the rows of the batch's newest snapshot."""
+    order = [c for c in ORDER_OF_ARRIVAL if c in raw.columns]
+    arrivals = raw.select(*order, snapshot_of(entity).alias("__snapshot")).sort(order)
+    newest = arrivals.get_column("__snapshot").last()
+    delivered = raw.filter(snapshot_of(entity) == newest).select(_typed_keys(raw, entity))
+    return delivered.rename({f"__key_{k}": k for k in entity.keys})
+
+
+def _now() -> pl.Expr:
+    return pl.lit(datetime.now(UTC)).dt.cast_time_unit("us").alias(DELETED_AT)
+
+
+def vanished(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame) -> pl.DataFrame:
+    """The live silver keys (with their partition value) that the batch's newest snapshot
+    lacks: rows of the merge source marked ``_vanished``."""
+    delivered = _newest_snapshot_keys(raw, entity)
+    gone = current.drop(ROW_HASH).join(delivered, on=list(entity.keys), how="anti")
+    if entity.snapshot.vanished == "soft_delete":
+        gone = gone.with_columns(_now())
+    return gone.with_columns(pl.lit(True).alias(VANISHED))
+
+
+def rebuilt(raw: pl.DataFrame, valid: pl.DataFrame, entity: Entity) -> pl.DataFrame:
+    """A backfill or full refresh of a snapshot source: the valid rows of all snapshots, less
+    (delete) or flagged (soft_delete) the keys the newest snapshot lacks."""
+    if entity.snapshot.vanished == "keep" or raw.is_empty():
+        return valid
+    keys = list(entity.keys)
+    if entity.snapshot.vanished == "delete":
+        return valid.join(_newest_snapshot_keys(raw, entity), on=keys, how="semi")
+    live = _newest_snapshot_keys(raw, entity).with_columns(__live=pl.lit(True))
+    flagged = valid.join(live, on=keys, how="left").with_columns(
+        pl.when(pl.col("__live").is_null()).then(_now()).alias(DELETED_AT)
+    )
+    return flagged.drop("__live")
+
+
+def group_of(file_name: str, entity: Entity) -> str:
+    """``snapshot_of`` for one file name (batch planning, from the bronze commit log)."""
+    frame = pl.DataFrame({SOURCE_FILE: [file_name]})
+    return frame.select(snapshot_of(entity)).item()
