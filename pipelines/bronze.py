@@ -26,6 +26,9 @@ from lakehouse.core.storage import Location
 from lakehouse.declare import catalog
 from lakehouse.layers.bronze import ingest, landing_files, pull
 from lakehouse.layers.bronze.landing_files import LandingFile
+from lakehouse.runtime import integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 SETTLE_SECONDS = Seconds(5)  # a landing file unchanged this long is complete (bronze.yml)
 TASK_BYTES = Positive(32 * 1024 * 1024)  # landed bytes per staging task (bronze.yml task_bytes)

@@ -14,6 +14,9 @@ from loguru import logger
 
 from lakehouse.declare import catalog, data_dag
 from lakehouse.declare.catalog import Catalog
+from lakehouse.runtime import integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 
 def declared() -> Catalog:

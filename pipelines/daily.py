@@ -15,7 +15,9 @@ from flowerpower.cfg.pipeline.run import RunConfig
 from loguru import logger
 
 from lakehouse.declare import catalog
-from lakehouse.runtime import executors
+from lakehouse.runtime import executors, integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 REBUILDING_LAYERS = ("silver", "gold", "publish")
 

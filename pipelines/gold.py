@@ -22,6 +22,9 @@ from lakehouse.core.settings import ConfigError, Positive
 from lakehouse.core.storage import Location
 from lakehouse.declare import catalog
 from lakehouse.layers.gold import audit, changes, gold
+from lakehouse.runtime import integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 
 def lake(lake_root: str) -> Location:

@@ -10,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from lakehouse.declare import catalog, infer
+from lakehouse.runtime import integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 
 def entity_draft(

@@ -22,6 +22,9 @@ from demo import tpch
 from lakehouse.core import settings
 from lakehouse.core.storage import Location, write_bytes_once
 from lakehouse.declare import catalog
+from lakehouse.runtime import integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 # Upstream exports split big snapshots into parts; so does the demo (SF1 partsupp: 4 files).
 SNAPSHOT_ROWS_PER_FILE = 250_000

@@ -12,6 +12,9 @@ from lakehouse.core import settings
 from lakehouse.core.settings import Positive
 from lakehouse.core.storage import Location
 from lakehouse.ops import maintenance, status
+from lakehouse.runtime import integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 
 def lake(lake_root: str) -> Location:

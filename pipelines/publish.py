@@ -18,6 +18,9 @@ from lakehouse.core.runs import run_mode as parse_run_mode
 from lakehouse.core.storage import Location
 from lakehouse.declare import catalog
 from lakehouse.layers.publish import publish
+from lakehouse.runtime import integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 WHERE = "conf/pipelines/publish.yml run.config"
 

@@ -14,6 +14,9 @@ import polars as pl
 from lakehouse.core import delta, settings
 from lakehouse.core.settings import Positive
 from lakehouse.core.storage import Location
+from lakehouse.runtime import integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 
 def lake(lake_root: str) -> Location:

@@ -20,6 +20,9 @@ from lakehouse.core.storage import Location, replace_file
 from lakehouse.declare import catalog, data_dag
 from lakehouse.layers.bronze.landing_files import bad_files_location
 from lakehouse.ops import ledger, report, status
+from lakehouse.runtime import integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 STATUS_CONF = Path("conf") / "pipelines" / "status.yml"
 

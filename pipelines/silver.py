@@ -20,6 +20,9 @@ from lakehouse.core.storage import Location
 from lakehouse.declare import catalog
 from lakehouse.layers.silver import batches, silver
 from lakehouse.layers.silver.quarantine import Policy
+from lakehouse.runtime import integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 
 def lake(lake_root: str) -> Location:

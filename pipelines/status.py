@@ -14,7 +14,9 @@ import polars as pl
 from lakehouse.core import settings
 from lakehouse.core.storage import Location
 from lakehouse.ops import status
-from lakehouse.runtime import exit_status
+from lakehouse.runtime import exit_status, integration
+
+integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
 
 def lake(lake_root: str) -> Location:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import yaml
 from deltalake import DeltaTable
 
@@ -48,3 +51,35 @@ def test_an_executor_setting_at_fault_exits_2_like_every_setting(lakehouse):
     done = lakehouse.cli("status")
     assert done.returncode == 2, done.stderr[-2000:]
     assert "status.yml run.executor.type: 'sparky' is not an executor type" in done.stdout
+
+
+IMPORT_ALL = """
+import importlib, pkgutil, sys
+import flowerpower.utils.logging as fp_logging
+from flowerpower.pipeline.retry import RetryManager
+from flowerpower.pipeline.runner import PipelineRunner
+from hamilton.execution.executors import TaskFutureWrappingPythonFuture as Future
+
+def state():
+    return (PipelineRunner._create_retry_manager, PipelineRunner._execute_sync,
+            RetryManager._log_failure, Future.get_state, fp_logging.setup_logging, sys.exit)
+
+before = state()
+import lakehouse
+for found in pkgutil.walk_packages(lakehouse.__path__, "lakehouse."):
+    importlib.import_module(found.name)
+untouched = state() == before
+from lakehouse.runtime import integration
+integration.install()
+print(untouched, [a is b for a, b in zip(state(), before)])
+"""
+
+
+def test_importing_the_engine_changes_nothing_until_the_integration_is_installed(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # every module imported: nothing patched; installed: the runner, retries, futures and
+    # logging replaced (sys.exit only in the flowerpower command)
+    assert done.stdout.split("\n")[0] == "True [False, False, False, False, False, True]"

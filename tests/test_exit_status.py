@@ -11,7 +11,8 @@ SCRIPT = """
 import atexit, os, sys
 sys.argv[0] = "/usr/bin/flowerpower"
 atexit.register(os.abort)      # stands for the native abort at shutdown (delta-rs #2184)
-import lakehouse
+from lakehouse.runtime import integration
+integration.install()  # what every pipeline module does
 print("committed", flush=True)
 sys.exit({code})
 """

@@ -94,7 +94,7 @@ def setup_logging(level: str | None = None) -> None:
 def install() -> None:
     """Replace FlowerPower's ``setup_logging`` wherever it was imported (idempotent). The
     runner calls it with the run's log level after importing the pipeline module (which
-    imports ``lakehouse``), so a process's first run gets it too."""
+    calls ``integration.install``), so a process's first run gets it too."""
     for name in USERS:
         try:
             module = importlib.import_module(name)

@@ -185,7 +185,7 @@ def _run_dag(modules, config, adapter_set, name, executor, run_config) -> dict:
 
 
 def install() -> None:
-    """Patch Hamilton's futures and FlowerPower's runner (idempotent, on ``import lakehouse``)."""
+    """Patch Hamilton's futures and FlowerPower's runner (idempotent; ``integration.install``)."""
     from flowerpower.pipeline.runner import PipelineRunner
 
     executors.TaskFutureWrappingPythonFuture.get_state = _get_state_waiting_briefly

@@ -197,7 +197,7 @@ def _not_reported_here(*args, **kwargs) -> None:
 def install() -> None:
     """Put FlowerPower's retry loop inside the hooks (idempotent). The patched method is the
     first one ``PipelineRunner.run`` calls after importing the pipeline module (which
-    imports ``lakehouse``), so even a process's first run gets its hooks."""
+    calls ``integration.install``), so even a process's first run gets its hooks."""
     from flowerpower.pipeline.retry import RetryManager
     from flowerpower.pipeline.runner import PipelineRunner
 
