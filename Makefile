@@ -57,8 +57,10 @@ test: install-dev system-deps  ## the default test suite (under 10 minutes)
 test-slow: install-dev system-deps  ## the slow suites (Ray, a real cron daemon); CI runs them too
 	$(BIN)/python -m pytest -q -m slow --durations=15
 
-lint: install-dev
-	$(BIN)/ruff check lakehouse pipelines tests bench
+lint: install-dev  ## ruff (rules and format) and mypy on the engine's type-checked levels (pyproject.toml)
+	$(BIN)/ruff check lakehouse pipelines tests bench hooks demo
+	$(BIN)/ruff format --check lakehouse pipelines tests bench hooks demo
+	$(BIN)/mypy
 
 bench: install-dev  ## the project against its peers, the daily flow at SF1, the executors (~20 minutes)
 	$(BIN)/python bench/bench_peers.py --scale-factor 0.3 --days 365 --rounds 3

@@ -239,12 +239,19 @@ def commit_properties(
     )
 
 
+def batch_mark(properties: CommitProperties) -> Transaction:
+    """The app transaction (app id, batch number) a batch's commit properties carry."""
+    if not properties.app_transactions:
+        raise ValueError("a batch's commit properties carry its app transaction")
+    return properties.app_transactions[0]
+
+
 def ahead_properties(run_id: str, batch: CommitProperties, step: str) -> CommitProperties:
     """Commit properties of a commit the run makes ahead of ``batch``'s own commit (``step``):
     no watermark, and an app transaction of its own (``<batch app id>:<step>``), so that a
     stale holder waking with this commit in flight conflicts with the same step committed
     by the run that took its lease over, instead of landing it twice."""
-    mark = batch.app_transactions[0]
+    mark = batch_mark(batch)
     return CommitProperties(
         custom_metadata={RUN_ID_KEY: run_id, **fence.markers()},
         app_transactions=[Transaction(f"{mark.app_id}:{step}", mark.version)],
@@ -259,7 +266,7 @@ def check_not_committed(table: DeltaTable, properties: CommitProperties) -> None
     It also checks that the run still holds its pipeline's lease (``lakehouse.coordination.lease``).
     """
     fence.check()  # a run that lost its pipeline's lease stops before committing
-    batch = properties.app_transactions[0]
+    batch = batch_mark(properties)
     done = table.transaction_version(batch.app_id)
     if done is not None and done >= batch.version:
         raise CommitFailedError(

@@ -24,7 +24,8 @@ class LeaseLost(RuntimeError):
 
 
 class Held(Protocol):
-    marker: str
+    @property
+    def marker(self) -> str: ...
 
     def check(self) -> None: ...
 

@@ -88,7 +88,8 @@ class DeltaSink(Sink):
             return moved
         if change.partition:
             table = delta.ensure_table(location, rows.schema, [change.partition])
-            predicate = None if change.whole else delta.in_list(change.column, change.values)
+            column = change.column
+            predicate = None if column is None else delta.in_list(column, change.values)
             write_deltalake(
                 table,
                 rows,
@@ -101,7 +102,8 @@ class DeltaSink(Sink):
         table = delta.ensure_table(location, rows.schema)
         before = table.version()
         on = " AND ".join(f"{delta.quoted(k, 't')} = {delta.quoted(k, 's')}" for k in change.keys)
-        gone = None if change.whole else delta.in_list(change.column, change.values, "t")
+        column = change.column
+        gone = None if column is None else delta.in_list(column, change.values, "t")
         (
             table.merge(rows, on, source_alias="s", target_alias="t", commit_properties=properties)
             .when_matched_update_all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pyarrow as pa
 
@@ -42,7 +43,7 @@ class SqlSource(Source):
     a subclass says how to run a query (``execute``) and what else it needs (``keys``)."""
 
     kind = "table"
-    keys = ("table", "query", "column", "lookback")
+    keys: ClassVar[tuple[str, ...]] = ("table", "query", "column", "lookback")
 
     def describe(self) -> str:
         return f"{self.format}:{self.spec.get('table') or 'query'}"
@@ -111,7 +112,7 @@ def replace_scope(change: Change, staged: str, scope: str | None) -> list[str]:
     target, columns = quote(change.table), [f.name for f in change.schema]
     names = ", ".join(quoted(c) for c in columns)
     delete = f"DELETE FROM {target}"
-    if scope is not None:
+    if scope is not None and change.column is not None:
         delete += f" WHERE {quoted(change.column)} IN (SELECT value FROM {scope})"
     casts = ", ".join(f"CAST({quoted(f.name)} AS {column_type(f.type)})" for f in change.schema)
     insert = f"INSERT INTO {target} ({names}) SELECT {casts} FROM {staged}"
