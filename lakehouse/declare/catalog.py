@@ -122,7 +122,8 @@ def load_dataset(path: Path) -> Dataset:
 
 
 def _merged(datasets: list[Dataset], part: str) -> dict:
-    merged, origin = {}, {}
+    merged: dict = {}
+    origin: dict[str, Path] = {}
     for dataset in datasets:
         for name, value in getattr(dataset, part).items():
             if name in merged:
@@ -160,7 +161,7 @@ def _importable(pipelines_dir: Path) -> None:
 
 def _stamps(paths) -> tuple:
     """What a file's content is known by between two loads: its path, size and mtime."""
-    found = []
+    found: list[tuple] = []
     for path in paths:
         try:
             stat = Path(path).stat()
@@ -188,12 +189,12 @@ def load(datasets_dir: Path = DATASETS_DIR, marts: bool = True) -> Catalog:
         if _stamps(sql_files) == stamps:
             return catalog
     catalog = _load(folder, paths, marts)
-    sql_files = [
+    sql_files = tuple(
         folder.parent.parent / d.mart_settings[m]["sql"]
         for d in catalog.datasets
         for m in d.marts
         if d.mart_settings[m].get("sql")
-    ]
+    )
     _loaded[key] = (catalog, sql_files, _stamps(sql_files))
     return catalog
 

@@ -37,7 +37,7 @@ def _stand_in(name: str, kind: type, inputs: dict[str, type], doc: str) -> Calla
     def node(**tables):
         raise NotImplementedError("a picture of the data, not a pipeline to run")
 
-    node.__signature__ = inspect.Signature(
+    node.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=t)
             for n, t in inputs.items()

@@ -104,7 +104,7 @@ class Mart:
         if self.query is not None:
             text = self.query.sql
         else:
-            module, function = self.frame
+            module, function = self._frame()
             text = inspect.getsource(getattr(importlib.import_module(module), function))
         columns = sorted((name, str(dtype)) for name, dtype in self.contract.columns.items())
         kept = (self.partition, self.keys, self.touched_sql, columns)
@@ -115,10 +115,16 @@ class Mart:
         from lakehouse.declare import contracts
 
         model = contracts.table_schema(self.contract)
-        contracts.check_table(pl.from_arrow(rows), model, f"gold/{self.name}")
+        contracts.check_table(pl.DataFrame(rows), model, f"gold/{self.name}")
+
+    def _frame(self) -> tuple[str, str]:
+        """(module, function) of a mart built as a LazyFrame (one without a query)."""
+        if self.frame is None:
+            raise TypeError(f"gold/{self.name} is a query, not a LazyFrame function")
+        return self.frame
 
     def lazy_frame(self, tables: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
-        module, function = self.frame
+        module, function = self._frame()
         build = getattr(importlib.import_module(module), function)
         return build(*(tables[name] for name in self.inputs))
 
@@ -166,10 +172,11 @@ def load(
     mart = _bound(mart, entities)
     if mart.whole:
         logger.info(f"gold/{name} ({at}): recomputed whole whenever an input changes: {mart.whole}")
+    partitions = {table: entities[table].partition for table in inputs}
     dated = {
-        table: (entities[table].partition.column, entities[table].partition.by)
-        for table in inputs
-        if entities[table].partition
+        table: (partition.column, partition.by)
+        for table, partition in partitions.items()
+        if partition
     }
     return dataclasses.replace(mart, prune=_prune(mart, entities), dated=dated)
 

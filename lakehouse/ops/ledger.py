@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -48,6 +50,7 @@ SCHEMA = pa.schema(
         ("error_message", pa.string()),
     ]
 )
+T = TypeVar("T")
 ATTEMPTS = 20  # concurrent runs of other pipelines commit to the ledger too
 MAX_FILES = 16  # more than this and the ledger is compacted and checkpointed (record_end)
 
@@ -56,7 +59,7 @@ def location(lake_root: str) -> Location:
     return Location.from_uri(lake_root).child("_runs")
 
 
-def _committed(action) -> None:
+def _committed(action: Callable[[], T]) -> T:
     """Run a ledger commit, again if another run's ledger commit landed first; each try
     only while the run holds its lease."""
     for attempt in range(ATTEMPTS):
@@ -204,4 +207,4 @@ def runs(lake_root: str = "data/lake") -> pl.DataFrame:
     from the environment) as a Polars DataFrame, to filter in Polars or query in DuckDB.
     (DuckDB over ``DeltaTable(...).to_pyarrow_dataset()`` fails on a ``WHERE``: files written
     by MERGE store text as ``string_view``, which PyArrow's filters cannot compare.)"""
-    return pl.from_arrow(read(location(lake_root)))
+    return pl.DataFrame(read(location(lake_root)))

@@ -47,6 +47,8 @@ def data_files(location: Location) -> Sizes:
 
 def maintain(location: Location, target_file_mb: int, retention_hours: int) -> Maintained:
     table = delta.open_table(location)
+    if table is None:
+        raise ValueError(f"maintenance: {location.uri} is not a Delta table")
     before = data_files(location)
     fence.check()  # compaction and vacuum are writes too
     metrics = table.optimize.compact(target_size=target_file_mb * 1024 * 1024)

@@ -54,6 +54,8 @@ def table_status(lake: Location, now: datetime | None = None) -> pl.DataFrame:
     rows = []
     for name in tables(lake):
         table = delta.open_table(lake.child(*name.split("/")))
+        if table is None:  # removed since it was listed
+            continue
         commit = table.history(limit=1)[0]
         committed = datetime.fromtimestamp(commit["timestamp"] / 1000, UTC)
         actions = table.get_add_actions(flatten=True)
@@ -65,7 +67,7 @@ def table_status(lake: Location, now: datetime | None = None) -> pl.DataFrame:
                 "last_commit": committed,
                 "age_hours": round((now - committed).total_seconds() / 3600, 1),
                 "last_run": run_id,
-                "run_status": statuses.get(run_id),
+                "run_status": statuses.get(run_id) if run_id else None,
                 "rows": count,
             }
         )

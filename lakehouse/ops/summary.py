@@ -9,6 +9,7 @@ a failed run says first where it failed and why, in one line.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lakehouse.core.delta import WriteResult
@@ -96,7 +97,7 @@ def render(run: Run) -> str:
 def _audit_line(result: WriteResult) -> str:
     from lakehouse.layers.gold import audit
 
-    if audit.drifted(result.drift):
+    if result.drift is not None and audit.drifted(result.drift):
         return "  audit " + _one_line(audit.describe(result.table.rsplit("/", 1)[-1], result.drift))
     drift = result.drift or {}
     return (
@@ -123,7 +124,7 @@ def _one_line(message: str | None, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _table(kind: str, rows: dict[str, tuple[Moved, float | None, str | None]]) -> list[str]:
+def _table(kind: str, rows: Mapping[str, tuple[Moved, float | None, str | None]]) -> list[str]:
     timed = any(seconds is not None for _, seconds, _ in rows.values())
     outcomes = any(status not in (None, "succeeded") for _, _, status in rows.values())
     header = [kind, *COLUMNS] + (["seconds"] if timed else []) + (["outcome"] if outcomes else [])
