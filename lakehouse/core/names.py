@@ -18,12 +18,12 @@ import re
 
 TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DELTA_FORBIDDEN = frozenset(" ,;{}()\n\t=")
-_FORBIDDEN_RUN = re.compile("[" + re.escape("".join(sorted(DELTA_FORBIDDEN))) + "]")
+_FORBIDDEN_CHARACTER = re.compile("[" + re.escape("".join(sorted(DELTA_FORBIDDEN))) + "]")
 
 
 def portable(name: str) -> str:
     """``name`` with each character Delta forbids (without column mapping) replaced by ``_``."""
-    return _FORBIDDEN_RUN.sub("_", name)
+    return _FORBIDDEN_CHARACTER.sub("_", name)
 
 
 def table_problem(name) -> str | None:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -89,6 +89,16 @@ def current(pipeline: str | None = None) -> Run | None:
     """The run in progress in this context (of ``pipeline``, when given)."""
     run = _current.get()
     return run if run is not None and pipeline in (None, run.pipeline) else None
+
+
+def enter(run: Run) -> Token:
+    """Make ``run`` the run in progress (``current``) until ``leave`` with the token."""
+    return _current.set(run)
+
+
+def leave(token: Token) -> None:
+    """The run in progress is again the one before ``enter`` gave ``token``."""
+    _current.reset(token)
 
 
 def new_run_id(pipeline: str) -> str:

@@ -28,7 +28,7 @@ from hamilton import driver, htypes
 from hamilton.execution import executors
 from loguru import logger
 
-from lakehouse.core import settings
+from lakehouse.core import runs, settings
 from lakehouse.core.storage import StoreUnavailable, is_transient
 from lakehouse.runtime import hooks, progress
 from lakehouse.runtime.executor_types import POLL_WAIT_SECONDS, ExecutorError, ExecutorSpec, start
@@ -139,7 +139,7 @@ def _execute_sync(self, context_builder, run_config, adapter_set, modules):
     config = settings.check_config(shown, modules, run_config.config or {}, run_config.inputs)
     spec, from_command_line = spec_for_run(run_config.executor, conf_file)
     _quiet_hamilton(run_config.log_level)
-    run = hooks.current(name)
+    run = runs.current(name)
     if run is not None:
         run.executor = str(spec)
     if has_parallel_tasks(modules):

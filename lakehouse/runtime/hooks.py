@@ -19,8 +19,8 @@ from types import ModuleType
 
 from loguru import logger
 
-from lakehouse.core import fence
-from lakehouse.core.runs import Run, _current, current  # noqa: F401 (current: for hooks)
+from lakehouse.core import fence, runs
+from lakehouse.core.runs import Run, current
 from lakehouse.runtime import exit_status
 
 CONF_FILE = Path("conf") / "hooks.yml"
@@ -84,15 +84,13 @@ def _checked(module: ModuleType, given, where: str) -> dict:
 
 def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
     """``run()`` (the pipeline) inside its hooks; the run's outputs."""
-    from lakehouse.core.runs import new_run_id
-
-    parent = _current.get()
+    parent = current()
     outermost = parent is None
     record = Run(pipeline, "", project_dir, dict(inputs or {}), parent=parent)
-    record.run_id = new_run_id(pipeline)
+    record.run_id = runs.new_run_id(pipeline)
     if parent is not None:
         parent.children.append(record)
-    token = _current.set(record)
+    token = runs.enter(record)
     entered: list[tuple[ModuleType, dict]] = []
     try:
         fence.check()  # daily's layer: not once daily lost its lease
@@ -122,7 +120,7 @@ def run_with_hooks(pipeline: str, project_dir: Path, inputs: dict, run) -> dict:
                 module.after(record, settings)
             except Exception as error:  # a hook never hides the run's own outcome
                 logger.error(f"{pipeline}: hook {module.__name__} failed after the run: {error}")
-        _current.reset(token)
+        runs.leave(token)
         if outermost and record.status in ("succeeded", "failed"):
             _print_summary(record)
         if outermost and record.status in ("failed", "refused") and exit_status.active():
@@ -185,7 +183,7 @@ class _RetriesInHooks:
 def _stamp_run_id(record) -> None:
     """Every log line written during a run names the run (logs say which run, not only which
     pipeline and table, when several runs write to one log)."""
-    run = _current.get()
+    run = current()
     if run is not None and run.run_id and run.run_id not in record["message"]:
         record["message"] = f"[{run.run_id}] {record['message']}"
 
