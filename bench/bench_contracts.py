@@ -18,7 +18,7 @@ import polars as pl
 
 from demo import landing, tpch
 from lakehouse.declare import catalog, contracts
-from lakehouse.layers.silver import conform
+from lakehouse.layers.silver import batch
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ def main() -> None:
         _commit_version=pl.lit(1, pl.Int64), _source_file=pl.lit("bench.csv")
     )
     started = time.perf_counter()
-    valid, rejected_rows = conform.split(raw, entity, parent_keys=None)
+    valid, rejected_rows = batch.validated(raw, entity, parent_keys=None)
     whole = time.perf_counter() - started
 
     print(f"\n{lines.height:,} line items, {rejected.height:,} invalid")

@@ -18,7 +18,8 @@ from lakehouse.core.runs import run_mode as parse_run_mode
 from lakehouse.core.settings import Positive
 from lakehouse.core.storage import Location
 from lakehouse.declare import catalog
-from lakehouse.layers.silver import batches, silver
+from lakehouse.layers.silver import silver
+from lakehouse.layers.silver.plan import Watermark
 from lakehouse.layers.silver.quarantine import Policy
 from lakehouse.runtime import integration
 
@@ -57,7 +58,7 @@ def silver_run(
     run_id: str,
     max_cells_per_batch: Positive,
     run_mode: RunMode,
-    watermark: batches.Watermark,
+    watermark: Watermark,
     on_invalid: str,
     max_invalid_fraction: float,
 ) -> silver.SilverRun:

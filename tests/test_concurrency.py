@@ -29,19 +29,19 @@ def test_a_run_that_planned_a_batch_another_run_committed_is_refused(lakehouse):
 
     from lakehouse.core.runs import RunMode
     from lakehouse.core.storage import Location
-    from lakehouse.layers.silver import batches, silver
+    from lakehouse.layers.silver import batch, plan, silver
 
     lakehouse.configure("landing", defect_rate=0.05)
     lakehouse.run("landing")
     lakehouse.run("bronze")
     lake, orders = Location.from_uri(str(lakehouse.lake)), ENTITIES["orders"]
     places = [lake.child(layer, "orders") for layer in ("bronze", "silver", "_quarantine")]
-    planned_by_b = batches.plan_batch(*places, "silver:orders", 250_000, orders)
+    planned_by_b = plan.plan_batch(*places, "silver:orders", 250_000, orders)
 
     silver.refresh(orders, lake, "run-a", 250_000, RunMode())  # run A does batch 1
     before = {t: lakehouse.table(t).height for t in ("silver/orders", "_quarantine/orders")}
     with pytest.raises(CommitFailedError, match="already committed"):
-        silver._process(
-            orders, planned_by_b, *places, "silver:orders", "run-b", None, silver.DEFAULT_POLICY
+        batch.process(
+            orders, planned_by_b, lake, "silver:orders", "run-b", None, silver.DEFAULT_POLICY
         )
     assert {t: lakehouse.table(t).height for t in before} == before

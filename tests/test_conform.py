@@ -9,7 +9,7 @@ import pytest
 from truth import ENTITIES
 
 from lakehouse.declare import contracts
-from lakehouse.layers.silver import conform
+from lakehouse.layers.silver import batch, conform, dedup
 
 ORDERS = ENTITIES["orders"]
 GOOD = {
@@ -71,7 +71,7 @@ def test_each_rule_rejects_with_a_readable_reason(change, rule, reason):
     ],
 )
 def test_the_contract_rejects_with_a_readable_reason(change, rule, reason):
-    valid, rejected = conform.split(_raw({}, change), ORDERS, parent_keys=None)
+    valid, rejected = batch.validated(_raw({}, change), ORDERS, parent_keys=None)
     assert valid["o_orderkey"].to_list() == [1] and rejected["_rule"].to_list() == [rule]
     assert reason in rejected["_reason"][0]
     assert '"o_totalprice"' in rejected["_raw"][0]  # the row as it arrived, for quarantine
@@ -99,7 +99,7 @@ def test_valid_rows_are_typed():
 def test_the_latest_arrival_wins_and_a_copy_in_the_same_drop_is_a_duplicate():
     raw = _raw({"o_comment": "first"}, {"o_comment": "second"}, {"o_orderkey": "2"})
     rows = conform.conformed(raw.with_columns(_commit_version=pl.lit(7, pl.Int64)), ORDERS)
-    kept, duplicates = conform.deduplicated(rows, ORDERS)  # one file, one bronze commit
+    kept, duplicates = dedup.deduplicated(rows, ORDERS)  # one file, one bronze commit
     assert sorted(kept["o_comment"].to_list()) == ["fine", "second"]
     assert duplicates["o_comment"].to_list() == ["first"]
     assert duplicates["_rule"].to_list() == ["duplicate"]
@@ -108,7 +108,7 @@ def test_the_latest_arrival_wins_and_a_copy_in_the_same_drop_is_a_duplicate():
 def test_a_copy_from_an_earlier_drop_is_an_earlier_version_not_a_duplicate():
     raw = _raw({"o_comment": "first"}, {"o_comment": "second"}, {"o_comment": "third"})
     raw = raw.with_columns(_commit_version=pl.Series([1, 1, 2], dtype=pl.Int64))
-    kept, duplicates = conform.deduplicated(conform.conformed(raw, ORDERS), ORDERS)
+    kept, duplicates = dedup.deduplicated(conform.conformed(raw, ORDERS), ORDERS)
     assert kept["o_comment"].to_list() == ["third"]  # the later drop's, as a merge would
     assert duplicates["o_comment"].to_list() == ["first"]  # only the copy its own drop repeats
 
@@ -128,7 +128,7 @@ def test_line_items_without_an_order_are_orphans():
         l_tax=pl.lit("0.02"),
         _commit_version=pl.lit(1),
     )
-    valid, rejected = conform.split(raw, entity, parent_keys=pl.Series([1], dtype=pl.Int64))
+    valid, rejected = batch.validated(raw, entity, parent_keys=pl.Series([1], dtype=pl.Int64))
     assert valid["l_orderkey"].to_list() == [1]
     assert valid["ship_month"].to_list() == [date(1995, 3, 1)]
     assert rejected["_rule"].to_list() == ["orphan"]
@@ -138,11 +138,11 @@ def test_a_missing_column_names_the_table_and_the_column():
     with pytest.raises(
         ValueError, match=r"bronze/orders lacks column\(s\) o_comment that silver/orders declares"
     ):
-        conform.split(_raw({}).drop("o_comment"), ORDERS, parent_keys=None)
+        batch.validated(_raw({}).drop("o_comment"), ORDERS, parent_keys=None)
 
 
 def test_orders_without_a_customer_are_orphans():
-    valid, rejected = conform.split(
+    valid, rejected = batch.validated(
         _raw({}, {"o_orderkey": "2", "o_custkey": "8"}), ORDERS, parent_keys=pl.Series([7])
     )
     assert valid["o_orderkey"].to_list() == [1]

@@ -12,7 +12,7 @@ from deltalake.transaction import CommitProperties, Transaction
 
 from lakehouse.core import delta
 from lakehouse.core.storage import Location
-from lakehouse.layers.silver import batches
+from lakehouse.layers.silver import plan
 
 
 def test_app_transactions_match_delta_rs_across_a_checkpoint(tmp_path):
@@ -49,7 +49,7 @@ def test_the_watermark_is_found_behind_many_other_commits(tmp_path):
 
 def test_a_batch_takes_a_bronze_remainder_along_but_stays_within_an_eighth_over():
     plain = SimpleNamespace(snapshot=None)  # an entity that is no snapshot source
-    cut = partial(batches._through, max_rows=8_000, entity=plain)  # bronze's 7,900 + remainders
+    cut = partial(plan._through, max_rows=8_000, entity=plain)  # bronze's 7,900 + remainders
     assert cut([(3, 7_900, []), (4, 900, []), (5, 7_900, [])]) == 4
     assert cut([(3, 7_500, []), (4, 900, []), (5, 900, [])]) == 4  # 9,300 would be too far
     assert cut([(3, 4_100, []), (4, 4_100, [])]) == 3  # not a remainder: over is over
@@ -74,14 +74,14 @@ def test_bronze_rows_are_read_from_the_appended_files_or_else_from_the_change_fe
     table = DeltaTable(location.uri)
     files = delta.appended_files(location, table, 0, 2)
     assert [version for version, _ in files] == [1, 2]
-    batch = batches.Batch(1, 0, 2, False)
-    rows = batches.bronze_rows(location, batch, table).sort("id")
+    batch = plan.Batch(1, 0, 2, False)
+    rows = plan.bronze_rows(location, batch, table).sort("id")
     assert rows.select("id", "_commit_version", "extra").rows() == [("c", 1, None), ("d", 2, "x")]
 
     table.optimize.compact()  # removes and re-adds files: the log is no longer plain appends
     table = DeltaTable(location.uri)
     assert delta.appended_files(location, table, 0, 3) is None
-    from_feed = batches.bronze_rows(location, batches.Batch(1, 0, 3, False), table).sort("id")
+    from_feed = plan.bronze_rows(location, plan.Batch(1, 0, 3, False), table).sort("id")
     assert (
         from_feed.select("id", "_commit_version", "extra").rows()
         == rows.select("id", "_commit_version", "extra").rows()

@@ -116,7 +116,7 @@ def _corrected(view: dict) -> dict:
 def test_new_keys_are_appended_and_only_known_keys_merged_even_when_killed_between(
     web, monkeypatch
 ):
-    from lakehouse.layers.silver import silver
+    from lakehouse.layers.silver import batch
 
     good = _land_first_drop(web)
     for layer in ("bronze", "silver"):
@@ -143,7 +143,7 @@ def test_new_keys_are_appended_and_only_known_keys_merged_even_when_killed_betwe
     def killed(*args, **kwargs):
         raise RuntimeError("killed before the MERGE")
 
-    monkeypatch.setattr(silver, "merge", killed)
+    monkeypatch.setattr(batch, "merge", killed)
     with pytest.raises(Exception, match="killed before the MERGE"):
         web.run("silver")
     views.update_incremental()

@@ -162,7 +162,7 @@ def test_a_snapshot_merges_only_its_changed_and_new_rows_and_keeps_vanished_keys
 def test_a_run_killed_between_the_append_of_new_keys_and_the_merge_is_completed_by_the_rerun(
     prices, monkeypatch, vanished
 ):
-    from lakehouse.layers.silver import silver as silver_module
+    from lakehouse.layers.silver import batch
 
     declare(prices, vanished)
     first = price_list(400)
@@ -175,7 +175,7 @@ def test_a_run_killed_between_the_append_of_new_keys_and_the_merge_is_completed_
     def killed(*args, **kwargs):
         raise RuntimeError("killed before the MERGE")
 
-    monkeypatch.setattr(silver_module, "merge", killed)
+    monkeypatch.setattr(batch, "merge", killed)
     with pytest.raises(Exception, match="killed before the MERGE"):
         prices.run("silver")
     assert prices.version("silver/prices") == before + 1  # the 9 new keys only

@@ -1,12 +1,13 @@
-"""Silver conforming: type raw bronze rows, find the ones that do not parse, keep one per key.
+"""The type stage of a silver batch: raw bronze rows as the declared types, and the rows that
+do not parse, and the partition date derived from the typed columns.
 
-Ranges, allowed values and the grain are the contracts' business (``lakehouse.declare.contracts``).
 A column declared ``nullable`` may be empty (a cancelled order's ship date); any other empty
-value is a ``missing_value`` (``null_key`` for a key column).
+value is a ``missing_value`` (``null_key`` for a key column). Ranges, allowed values and
+the grain are the check stage's (``lakehouse.layers.silver.checks``).
 
 Pure functions on Polars frames; no I/O. A row that breaks a rule is never dropped
-silently: it leaves with ``_rule`` (the first rule it broke) and ``_reason`` (every problem,
-readable) so the caller can quarantine it.
+silently: it leaves with ``_rule`` (the first rule it broke), ``_reason`` (every problem,
+readable) and ``_raw`` (the row as it arrived) so the batch can quarantine it.
 """
 
 from __future__ import annotations
@@ -14,24 +15,11 @@ from __future__ import annotations
 import polars as pl
 
 from lakehouse.declare import contracts
-from lakehouse.declare.declaration import ROW_HASH, Entity, Partition
-from lakehouse.layers.silver.quarantine import DROP_COLUMNS, OVER_BUDGET, Policy
+from lakehouse.declare.declaration import Entity, Partition
 
-ORDER_OF_ARRIVAL = ("_commit_version", "_ingested_at", "_source_file")
 TRUNCATE = {"day": "1d", "month": "1mo", "year": "1y"}
 MIN_YEAR, MAX_YEAR = 1, 9999  # Python's dates: a year outside breaks every reader in Python
 TRUE_TEXT, FALSE_TEXT = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
-
-
-def with_row_hash(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
-    """``raw`` with the hash of each row's entity columns as they arrived (``_row_hash``).
-
-    Stable within a Polars version: after an upgrade (or from a table hashed the earlier
-    way) the first snapshot counts every row as changed, once. ``hash_rows`` hashes the
-    columns where they lie, 5-10x faster than hashing them as a struct.
-    """
-    hashes = raw.select(list(entity.columns)).hash_rows(seed=0).reinterpret(signed=True)
-    return raw.with_columns(hashes.alias(ROW_HASH))
 
 
 def missing_columns(raw_columns: list[str], entity: Entity) -> list[str]:
@@ -215,111 +203,17 @@ def with_partition(rows: pl.DataFrame, entity: Entity) -> pl.DataFrame:
     return rows.with_columns(partition_value(entity.partition).alias(entity.partition.column))
 
 
-def latest_arrivals(narrow: pl.DataFrame, subset: list[str]) -> pl.Expr:
-    """Mask of the batch rows that arrived last for their ``subset`` values. ``narrow``: the
-    batch's ``subset`` and arrival-order columns with its row numbers (``__row``); only the
-    rows whose values repeat are sorted, not the whole batch."""
-    order = [c for c in ORDER_OF_ARRIVAL if c in narrow.columns]
-    repeated = (pl.col(subset[0]) if len(subset) == 1 else pl.struct(subset)).is_duplicated()
-    latest = narrow.filter(repeated).sort([*order, "__row"]).unique(subset=subset, keep="last")
-    kept = pl.concat([narrow.filter(~repeated)["__row"], latest["__row"]])
-    return pl.int_range(pl.len(), dtype=pl.UInt32).is_in(kept.implode())
-
-
-def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(one row per business key, the duplicates). The latest arrival wins.
-
-    A copy superseded by a later copy in its own drop (one landing file as one bronze commit
-    took it) is a duplicate, for quarantine. A copy superseded by a later drop (a corrected
-    or rewritten file) is an earlier version of the row and is dropped quietly, as a run per
-    drop would have merged it and then updated it: a batch of many drops, a full refresh
-    among them, quarantines what runs of one drop each quarantine, no more."""
-    keys = list(entity.keys)
-    # a drop: a file as one bronze commit took it (a full refresh reads no commit versions:
-    # the ingestion time of its run tells two takes of one file apart)
-    taken = next((c for c in ("_commit_version", "_ingested_at") if c in valid.columns), None)
-    drop = [c for c in (taken, "_source_file") if c in valid.columns]
-    order = [c for c in ORDER_OF_ARRIVAL if c in valid.columns]
-    narrow = valid.select(*dict.fromkeys([*keys, *order, *drop])).with_row_index("__row")
-    last_in_drop = latest_arrivals(narrow, [*keys, *drop]) if drop else None
-    is_latest = latest_arrivals(narrow, keys)
-    duplicate = ~is_latest if last_in_drop is None else ~last_in_drop
-    named = ", ".join(keys)
-    duplicates = valid.filter(duplicate).with_columns(
-        _rule=pl.lit("duplicate"),
-        _reason=pl.lit(f"another row with the same {named} arrived later in the same drop"),
-    )
-    return valid.filter(is_latest), duplicates
-
-
-def orphans(rows: pl.DataFrame, foreign_key: str, parent_keys: pl.Series) -> pl.Series:
-    """Mask of rows whose ``foreign_key`` is not among ``parent_keys``."""
-    return ~rows[foreign_key].is_in(parent_keys.implode())
-
-
-def split(
-    raw: pl.DataFrame,
-    entity: Entity,
-    parent_keys: pl.Series | None,
-    policy: Policy | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(valid rows, one per key, partitioned; rejected rows with ``_rule``, ``_reason`` and
-    ``_raw``, the row as it arrived): typing, declared rules, the entity's model, the error
-    budget per drop (with ``policy``: counts the rows failing those), the grain and orphans
-    (with ``parent_keys``). A batch that breaks the contract as a whole (a required column
-    missing) raises ``ContractError``."""
+def typed_rows(raw: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the rows whose every column has its declared type, numbered ``__row``; the rows that
+    do not parse or lack a required value, as rejected). A batch without a declared column
+    breaks the contract as a whole: ``ContractError``."""
     missing = missing_columns(raw.columns, entity)
     if missing:
         raise contracts.ContractError(
             f"bronze/{entity.source} lacks column(s) {', '.join(missing)} that silver/"
             f"{entity.name} declares ({entity.where})"
         )
-    table = f"silver/{entity.name}"
-    if entity.snapshot and ROW_HASH not in raw.columns:
-        raw = with_row_hash(raw, entity)
     rows = conformed(raw, entity)
     broken = rows.filter(pl.col("_rule").is_not_null())
-    rejected = [as_rejected(with_reasons(broken, entity))]
     parsed = rows.filter(pl.col("_rule").is_null()).drop("_rule").with_row_index("__row")
-    del rows
-    failed = contracts.row_failures(parsed.select(list(entity.columns)), entity, table)
-    against_contract = parsed.join(failed, on="__row")
-    rejected.append(as_rejected(against_contract))
-    valid = parsed.join(failed, on="__row", how="anti").drop("__row")
-    if policy is not None:
-        valid, held = _hold_drops_over_budget(raw, valid, rejected, policy, table)
-        rejected.append(held)
-    valid, duplicates = deduplicated(valid, entity)
-    rejected.append(as_rejected(duplicates))
-    if parent_keys is not None and entity.parent:
-        parent = entity.parent
-        orphan = orphans(valid, parent.column, parent_keys)
-        reason = pl.format(
-            f"{parent.column}={{}} has no row in silver/{parent.entity}", pl.col(parent.column)
-        )
-        orphaned = valid.filter(orphan).with_columns(_rule=pl.lit("orphan"), _reason=reason)
-        rejected.append(as_rejected(orphaned))
-        valid = valid.filter(~orphan)
-        if policy and policy.on_invalid == "fail" and orphaned.height:
-            raise ValueError(
-                f"{table}: {orphaned.height:,} orphan rows; on_invalid is fail: nothing "
-                f"committed. First: {orphaned['_reason'][0]}"
-            )
-    rejected = pl.concat(rejected, how="diagonal_relaxed").drop("__row", strict=False)
-    valid = without_raw(valid)
-    contracts.check_table(valid.select(list(entity.columns)), contracts.grain_schema(entity), table)
-    return with_partition(valid, entity), rejected
-
-
-def _hold_drops_over_budget(raw, valid, rejected, policy, table):
-    """(valid rows of drops within the budget, valid rows of the others as ``error_budget``)."""
-    by = [c for c in DROP_COLUMNS if c in raw.columns]
-    invalid = pl.concat([r.select(*by, "_rule", "_reason") for r in rejected])
-    held = policy.held_drops(table, raw.select(by), invalid)
-    if held.is_empty():
-        return valid, valid.head(0)
-    rows = valid.join(held, on=by, nulls_equal=True).with_columns(_rule=pl.lit(OVER_BUDGET))
-    return (
-        valid.join(held, on=by, how="anti", nulls_equal=True),
-        as_rejected(rows),
-    )
+    return parsed, as_rejected(with_reasons(broken, entity))

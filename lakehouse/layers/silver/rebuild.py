@@ -20,7 +20,7 @@ from lakehouse.core import delta, fence
 from lakehouse.core.runs import RunMode
 from lakehouse.core.storage import Location
 from lakehouse.declare.declaration import Entity
-from lakehouse.layers.silver import conform, quarantine, snapshots
+from lakehouse.layers.silver import batch, conform, quarantine, snapshots
 from lakehouse.layers.silver.merge import Replace, merge
 
 SPAN = {"day": 1, "month": 31, "year": 366}  # days one partition value covers, at most
@@ -104,9 +104,8 @@ def rebuild(entity, lake: Location, run_id, mode, parent_keys, policy) -> list[d
     for dates in ranges:
         raw = bronze_rows_between(dataset, entity, dates)
         rows_read += raw.height
-        if entity.snapshot and not conform.missing_columns(raw.columns, entity):
-            raw = snapshots.changed(raw, entity, None)  # repeated rows of later snapshots go
-        valid, rejected = conform.split(raw, entity, parent_keys, policy)
+        raw = snapshots.diff(raw, entity, None).changed  # later snapshots' repeats go
+        valid, rejected = batch.validated(raw, entity, parent_keys, policy)
         if entity.snapshot:
             valid = snapshots.rebuilt(raw, valid, entity)
         rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
@@ -118,11 +117,11 @@ def rebuild(entity, lake: Location, run_id, mode, parent_keys, policy) -> list[d
         new_rejects = rows.filter(is_new)
         mark = {"rebuilt": span}
         if new_rejects.height:
-            batch = delta.last_batch(delta.open_table(quarantined), app_id) + 1
-            properties = delta.commit_properties(app_id, batch, mark, run_id)
+            number = delta.last_batch(delta.open_table(quarantined), app_id) + 1
+            properties = delta.commit_properties(app_id, number, mark, run_id)
             results.append(quarantine.append(quarantined, new_rejects, properties))
-        batch = delta.last_batch(delta.open_table(target), app_id) + 1
-        properties = delta.commit_properties(app_id, batch, mark, run_id)
+        number = delta.last_batch(delta.open_table(target), app_id) + 1
+        properties = delta.commit_properties(app_id, number, mark, run_id)
         replace = Replace(entity.partition_column, dates)
         results.append(merge(target, entity, valid, properties, replace=replace))
         logger.info(
@@ -159,10 +158,10 @@ def replay(
         _commit_version=pending["bronze_version"],
         _row_key=pending["row_key"],
     )
-    valid, still_invalid = conform.split(raw, entity, parent_keys)
+    valid, still_invalid = batch.validated(raw, entity, parent_keys)
     app_id = f"silver:{entity.name}:replay"
-    batch = delta.last_batch(delta.open_table(target), app_id) + 1
-    properties = delta.commit_properties(app_id, batch, {"replayed": valid.height}, run_id)
+    number = delta.last_batch(delta.open_table(target), app_id) + 1
+    properties = delta.commit_properties(app_id, number, {"replayed": valid.height}, run_id)
     results = [merge(target, entity, valid, properties)]
     if valid.height:
         marks = pa.table(

@@ -1,4 +1,4 @@
-"""Silver edges: read the bronze rows not yet processed, quarantine the bad, MERGE the good.
+"""Silver: each entity brought up to date with bronze, a batch at a time (``batch``).
 
 State per entity (app id ``silver:<entity>``), all in Delta logs:
   * the silver table's newest commit says which bronze version it has merged up to;
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import polars as pl
 from loguru import logger
@@ -24,8 +24,8 @@ from lakehouse.core import delta
 from lakehouse.core.runs import RunMode
 from lakehouse.core.storage import Location
 from lakehouse.declare.declaration import Entity
-from lakehouse.layers.silver import conform, quarantine, rebuild, snapshots
-from lakehouse.layers.silver.batches import (
+from lakehouse.layers.silver import batch, conform, rebuild
+from lakehouse.layers.silver.plan import (
     Batch,
     Watermark,
     _rows_per_version,
@@ -33,7 +33,6 @@ from lakehouse.layers.silver.batches import (
     plan_batch,
     plan_column_batch,
 )
-from lakehouse.layers.silver.merge import append_new, merge, split_new
 from lakehouse.layers.silver.quarantine import Policy
 
 DEFAULT_POLICY = Policy()
@@ -72,26 +71,23 @@ def refresh(
 
     parent_keys = functools.cache(parent_keys)
 
-    def process(batch, table=None) -> list[delta.WriteResult]:
-        keys = parent_keys()
-        return _process(
-            entity, batch, bronze, target, quarantined, app_id, run_id, keys, policy, table
-        )
+    def process(planned, table=None) -> list[delta.WriteResult]:
+        return batch.process(entity, planned, lake, app_id, run_id, parent_keys(), policy, table)
 
     results = []
     if watermark.kind == "column":
-        batch = plan_column_batch(bronze, target, quarantined, app_id, watermark)
-        results = process(batch) if batch is not None else []
+        planned = plan_column_batch(bronze, target, quarantined, app_id, watermark)
+        results = process(planned) if planned is not None else []
     else:
         done = 0
         table = delta.open_table(bronze)  # append-only: opened once, read a batch at a time
-        while batch := plan_batch(
+        while planned := plan_batch(
             bronze, target, quarantined, app_id, max_cells_per_batch, entity, table
         ):
-            results += process(batch, table)
+            results += process(planned, table)
             done += 1
             if done > 1:  # a backfill's progress; one batch is the summary's news
-                logger.info(f"silver/{entity.name}: {done} batches done ({batch})")
+                logger.info(f"silver/{entity.name}: {done} batches done ({planned})")
     if not results:
         logger.debug(f"silver/{entity.name}: up to date")
     return results
@@ -140,46 +136,6 @@ def _log_plan(entity, bronze, target, quarantine, app_id, max_cells) -> None:
         f"PLAN silver/{entity.name}: bronze versions {batch.after + 1}..{current}, "
         f"~{sum(rows for _, rows, _ in sizes):,} rows{partitions}"
     )
-
-
-def _process(
-    entity, batch, bronze, target, quarantined, app_id, run_id, parent_keys, policy, table=None
-):
-    raw = bronze_rows(bronze, batch, table)
-    read, gone, current = raw.height, None, None
-    if entity.snapshot and not conform.missing_columns(raw.columns, entity):
-        current = snapshots.current_state(target, entity)
-        live = snapshots.live(current)
-        if live is not None and entity.snapshot.vanished != "keep" and raw.height:
-            gone = snapshots.vanished(raw, entity, live)
-        raw = snapshots.changed(raw, entity, live)
-    valid, rejected = conform.split(raw, entity, parent_keys, policy)
-    properties = delta.commit_properties(app_id, batch.number, batch.watermark, run_id)
-    results = []
-    if not batch.quarantined:
-        rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
-        # windows overlap by the lookback; a file ingested again brings its bad rows again
-        rows = quarantine.not_yet_quarantined(quarantined, rows)
-        if rows.height:  # no rejects, no commit: a rerun finds none again
-            results.append(quarantine.append(quarantined, rows, properties))
-    unchanged = f", {read - raw.height} unchanged" if entity.snapshot else ""
-    vanished = f", {gone.height} vanished" if gone is not None else ""
-    logger.debug(
-        f"silver/{entity.name}: {batch}: {read} rows read{unchanged}{vanished}, "
-        f"{valid.height} valid, {rejected.height} rejected"
-    )
-    fresh, valid = split_new(target, entity, valid, current)
-    if fresh.height:  # rows of new keys need no MERGE: appended ahead of it
-        appended = append_new(target, entity, fresh, properties, run_id)
-        results.append(replace(appended, inputs=(bronze.uri,)))
-    if gone is not None and gone.height:
-        valid = pl.concat(
-            [valid.with_columns(pl.lit(False).alias(snapshots.VANISHED)), gone],
-            how="diagonal_relaxed",
-        )
-    merged = merge(target, entity, valid, properties)
-    results.append(replace(merged, rows_read=read, inputs=(bronze.uri,)))
-    return results
 
 
 def parent_keys(lake: Location, entity: Entity) -> pl.Series | None:

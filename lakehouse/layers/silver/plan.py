@@ -1,4 +1,4 @@
-"""Silver's batches: which bronze rows a batch of an entity holds, and reading them.
+"""Planning a silver batch: which bronze rows a batch of an entity holds, and reading them.
 
 A batch is the bronze commits after the entity's watermark (``Batch``, watermark kind
 ``version``) or a window of a monotone bronze column (``ColumnBatch``, kind ``column``),

@@ -1,0 +1,95 @@
+"""A silver batch, top to bottom.
+
+Every batch (an incremental one, a backfill's or full refresh's range, a replay of the
+quarantine) goes through the same stages, each a function of this folder, in this order:
+
+1. **read** the bronze rows (``plan.bronze_rows``; a rebuild reads a date range);
+2. **diff a snapshot**: of a snapshot source, only the rows that change something stay
+   (``snapshots``);
+3. **type** every declared column; rows that do not parse are rejected (``conform``);
+4. **check** the declared rules and the entity's model, then the error budget per drop
+   (``checks``);
+5. **deduplicate**: one row per key, the latest arrival (``dedup``);
+6. **check parents**: a row whose parent silver lacks is an orphan (``checks``);
+7. **derive the partition** column (``conform``), and check the grain (``checks``);
+8. **quarantine** the rejected rows, in a commit of their own (``quarantine``);
+9. **merge** the valid rows: rows of new keys appended, the others merged on the key, in
+   the batch's commit (``merge``).
+
+Stages 3-7 are ``validated``; ``process`` runs an incremental batch through all nine. The
+commits' order and app transactions make a batch exactly-once (``silver``'s docstring).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import polars as pl
+from loguru import logger
+
+from lakehouse.core import delta
+from lakehouse.core.storage import Location
+from lakehouse.declare.declaration import Entity
+from lakehouse.layers.silver import checks, conform, dedup, quarantine, snapshots
+from lakehouse.layers.silver.merge import append_new, merge, split_new
+from lakehouse.layers.silver.plan import Batch, ColumnBatch, bronze_rows
+from lakehouse.layers.silver.quarantine import Policy
+
+
+def validated(
+    raw: pl.DataFrame,
+    entity: Entity,
+    parent_keys: pl.Series | None,
+    policy: Policy | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(valid rows, one per key, with their partition; rejected rows with ``_rule``,
+    ``_reason`` and ``_raw``): stages 3-7. With ``policy`` the error budget is judged (and
+    ``fail`` raises before anything is written); with ``parent_keys``, orphans are found."""
+    raw = snapshots.hashed(raw, entity)  # a snapshot row's hash: of the values it arrived with
+    typed, unparsed = conform.typed_rows(raw, entity)
+    kept, broken = checks.against_rules(typed, entity)
+    kept, held = checks.within_budget(raw, kept, [unparsed, broken], policy, entity)
+    unique, duplicates = dedup.deduplicated(kept, entity)
+    valid, orphans = checks.with_parents(unique, entity, parent_keys, policy)
+    valid = conform.with_partition(conform.without_raw(valid), entity)
+    checks.keep_the_grain(valid, entity)
+    rejected = [unparsed, broken, held, conform.as_rejected(duplicates), orphans]
+    return valid, pl.concat(rejected, how="diagonal_relaxed").drop("__row", strict=False)
+
+
+def process(
+    entity: Entity,
+    batch: Batch | ColumnBatch,
+    lake: Location,
+    app_id: str,
+    run_id: str,
+    parent_keys: pl.Series | None,
+    policy: Policy,
+    table=None,
+) -> list[delta.WriteResult]:
+    """One incremental batch, stages 1-9; ``table``: bronze, opened once for its batches."""
+    bronze = lake.child("bronze", entity.source)
+    target = lake.child("silver", entity.name)
+    quarantined = lake.child("_quarantine", entity.name)
+    raw = bronze_rows(bronze, batch, table)
+    diff = snapshots.diff(raw, entity, target)
+    valid, rejected = validated(diff.changed, entity, parent_keys, policy)
+    properties = delta.commit_properties(app_id, batch.number, batch.watermark, run_id)
+    results = []
+    if not batch.quarantined:
+        rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
+        # windows overlap by the lookback; a file ingested again brings its bad rows again
+        rows = quarantine.not_yet_quarantined(quarantined, rows)
+        if rows.height:  # no rejects, no commit: a rerun finds none again
+            results.append(quarantine.append(quarantined, rows, properties))
+    logger.debug(
+        f"silver/{entity.name}: {batch}: {raw.height} rows read{diff.described(raw.height)}, "
+        f"{valid.height} valid, {rejected.height} rejected"
+    )
+    fresh, known = split_new(target, entity, valid, diff.current)
+    if fresh.height:  # rows of new keys need no MERGE: appended ahead of it
+        appended = append_new(target, entity, fresh, properties, run_id)
+        results.append(replace(appended, inputs=(bronze.uri,)))
+    merged = merge(target, entity, snapshots.with_vanished(known, diff.gone), properties)
+    results.append(replace(merged, rows_read=raw.height, inputs=(bronze.uri,)))
+    return results
