@@ -26,8 +26,9 @@ import polars as pl
 
 from lakehouse.core import delta
 from lakehouse.core.storage import Location
+from lakehouse.declare import models
 from lakehouse.declare.declaration import table
-from lakehouse.layers.silver import conform, snapshots
+from lakehouse.layers.silver import batch, snapshots
 from lakehouse.layers.silver.merge import merge
 
 SPEC = {
@@ -67,7 +68,7 @@ def bring_in(raw: pl.DataFrame, entity, target: Location, diffed: bool) -> int:
         raw = snapshots.changed(
             raw, entity, snapshots.live(snapshots.current_state(target, entity))
         )
-    valid, _ = conform.split(raw, entity, None)
+    valid, _ = batch.validated(raw, entity, None)
     properties = delta.commit_properties("bench", 2, {}, "bench-run")
     merge(target, entity, valid, properties)
     return valid.height
@@ -79,11 +80,11 @@ def main() -> None:
     parser.add_argument("--changed", type=float, default=0.01)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    entity = table("dims", SPEC, "bench_snapshots.py")
+    entity = table("dims", models.Entity.model_validate(SPEC), "bench_snapshots.py")
     whole_entity = dataclasses.replace(entity, snapshot=None)
     work = Path(tempfile.mkdtemp(prefix="bench_snapshots_"))
     base = Location.from_uri(str(work / "base"))
-    first = conform.split(snapshot(args.rows, args.changed, 0), entity, None)[0]
+    first = batch.validated(snapshot(args.rows, args.changed, 0), entity, None)[0]
     merge(base, entity, first, delta.commit_properties("bench", 1, {}, "bench-run"))
     second = snapshot(args.rows, args.changed, 1)
 

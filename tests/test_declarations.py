@@ -94,7 +94,30 @@ def test_a_declaration_builds_the_types_and_the_checks(tmp_path):
             ),
             "entities.events.parent.entity: no entity 'kinds'",
         ),
-        (GOOD.replace("        key: event_id\n", ""), "entities.events.key: give the business key"),
+        (
+            GOOD.replace("        key: event_id\n", ""),
+            "entities.events.key: missing: the business key",
+        ),
+        (  # the misspelling is named, not the key it leaves missing
+            GOOD.replace("columns:", "colums:"),
+            "entities.events: unknown key 'colums'; did you mean 'columns'?",
+        ),
+        (
+            GOOD.replace("by: day", "by: week"),
+            "entities.events.partition.by: 'week' is not one of day, month, year",
+        ),
+        (
+            GOOD.replace("key: event_id", "snapshot: {vanished: delet}\n        key: event_id"),
+            "entities.events.snapshot.vanished: 'delet' is not one of keep, soft_delete, delete; did you mean 'delete'?",
+        ),
+        (
+            GOOD.replace("between: [0, 99.5]", "between: [0]"),
+            "entities.events.columns.price.rules.between: expected [low, high], both included; got [0]",
+        ),
+        (
+            GOOD.replace("nullable: true", "nullable: maybe"),
+            "columns.kind.nullable: expected true or false, got 'maybe'",
+        ),
         (GOOD + "    mart: {}\n", "mine.yml: unknown key 'mart'; did you mean 'marts'?"),
     ],
 )

@@ -22,21 +22,13 @@ import yaml
 
 from lakehouse.core import names
 from lakehouse.core.settings import did_you_mean, read_yaml
-from lakehouse.declare.declaration import (
-    MART_KEYS,
-    MART_SETTINGS,
-    DeclarationError,
-    Entity,
-    check_columns_exist,
-    keys_of,
-    table,
-)
+from lakehouse.declare import models
+from lakehouse.declare.declaration import DeclarationError, Entity, check_columns_exist, table
 
 if TYPE_CHECKING:
     from lakehouse.declare.marts import Mart
 
 DATASETS_DIR = Path("conf") / "datasets"
-DATASET_KEYS = ("enabled", "description", "sources", "entities", "marts", "mart_module")
 
 
 @dataclass(frozen=True)
@@ -86,38 +78,32 @@ class Catalog:
 
 
 def load_dataset(path: Path) -> Dataset:
-    """One dataset file, each entity and mart contract checked on its own."""
+    """One dataset file, its shape checked (``models``), then each entity and mart contract."""
     try:
-        spec = read_yaml(path) or {}
+        spec = models.parsed(read_yaml(path), path)
     except yaml.YAMLError as error:
         raise DeclarationError(f"{path}: not valid YAML: {error}") from None
-    spec = keys_of(spec, DATASET_KEYS, str(path))
     entities = {
         name: table(name, entity, f"{path} entities.{name}")
-        for name, entity in (spec.get("entities") or {}).items()
+        for name, entity in spec.entities.items()
     }
-    marts, mart_settings = {}, {}
-    for name, mart in (spec.get("marts") or {}).items():
-        where = f"{path} marts.{name}"
-        mart = keys_of(mart, MART_KEYS + MART_SETTINGS, where)
-        contract = {k: v for k, v in mart.items() if k in MART_KEYS}
-        marts[name] = table(name, contract, where, allowed=MART_KEYS)
-        mart_settings[name] = {k: v for k, v in mart.items() if k not in MART_KEYS}
-    sources = spec.get("sources") or {}
-    if not isinstance(sources, dict):
-        raise DeclarationError(f"{path} sources: expected a mapping of source name -> plugin")
-    for name in sources:
+    marts = {name: table(name, mart, f"{path} marts.{name}") for name, mart in spec.marts.items()}
+    mart_settings = {
+        name: mart.model_dump(include={"partition", "sql", "touched"})
+        for name, mart in spec.marts.items()
+    }
+    for name in spec.sources:
         if problem := names.table_problem(name):
             raise DeclarationError(f"{path} sources: {problem}")
     return Dataset(
         path.stem,
         path,
-        bool(spec.get("enabled", True)),
-        sources,
+        spec.enabled,
+        spec.sources,
         entities,
         marts,
         mart_settings,
-        spec.get("mart_module"),
+        spec.mart_module,
     )
 
 

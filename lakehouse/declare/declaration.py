@@ -1,13 +1,16 @@
-"""One table's declaration (a silver entity, or a gold mart's output contract), from YAML.
+"""One table's declaration (a silver entity, or a gold mart's output contract), as the engine
+uses it.
 
-Parses and checks what ``conf/datasets/*.yml`` says of one table: column types, nullability,
-rules with bounds in the column's type, the key, the partition, the parent, date bounds,
-the schema-evolution policy. Every mistake is a ``DeclarationError`` naming where it was
-declared (file and key) and the field at fault.
+``lakehouse.declare.models`` checks the shape of what ``conf/datasets/*.yml`` says; this
+module checks what it means and builds the ``Entity`` the layers read: column types that
+parse, rules with bounds in the column's type, a key, partition and parent that name
+declared columns, date bounds in order. Every mistake is a ``DeclarationError`` naming
+where it was declared (file and key) and the field at fault.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -18,6 +21,8 @@ import polars as pl
 
 from lakehouse.core import names
 from lakehouse.core.settings import did_you_mean
+from lakehouse.declare import models
+from lakehouse.declare.models import DeclarationError
 
 SIMPLE_TYPES = {
     "string": pl.String(),
@@ -33,34 +38,8 @@ SIMPLE_TYPES = {
     "timestamptz": pl.Datetime("us", "UTC"),
 }
 TYPE_FORMS = "string, int8..int64, float32/64, bool, date, decimal(P,S), timestamp[us|ms|ns(, TZ)]"
-RULES = ("ge", "gt", "le", "lt", "between", "isin", "regex", "str_length")
-PARTITION_GRAINS = ("day", "month", "year")
-EVOLUTION = ("add_columns", "fail")
-VANISHED = ("keep", "soft_delete", "delete")
 ROW_HASH = "_row_hash"  # silver column of a snapshot source: the hash of the row as it arrived
 DELETED_AT = "_deleted_at"  # soft_delete: when the key vanished from the snapshots (else null)
-ENTITY_KEYS = (
-    "source",
-    "grain",
-    "key",
-    "columns",
-    "partition",
-    "parent",
-    "dates",
-    "schema_evolution",
-    "model",
-    "description",
-    "snapshot",
-)
-COLUMN_KEYS = ("type", "nullable", "rules", "description")
-MART_KEYS = ("grain", "key", "columns", "dates", "model", "description")
-MART_SETTINGS = ("partition", "sql", "touched")  # a mart's own, beside its contract
-
-
-class DeclarationError(ValueError):
-    """A dataset declaration that cannot be right: names the file, table and field."""
-
-    exit_code = 2  # as every setting at fault (lakehouse.core.settings.ConfigError)
 
 
 def parse_type(text: str, where: str) -> pl.DataType:
@@ -156,15 +135,6 @@ class Entity:
         return pl.Schema(columns)
 
 
-def keys_of(spec, allowed: tuple[str, ...], where: str) -> dict:
-    if not isinstance(spec, dict):
-        raise DeclarationError(f"{where}: expected a mapping, got {type(spec).__name__}")
-    for key in spec:
-        if key not in allowed:
-            raise DeclarationError(f"{where}: unknown key {key!r}{did_you_mean(str(key), allowed)}")
-    return spec
-
-
 def _value_for(dtype: pl.DataType, value, where: str):
     """A rule's bound as the column's Python type (YAML gives text, ints, floats, dates)."""
     try:
@@ -189,51 +159,30 @@ def _value_for(dtype: pl.DataType, value, where: str):
         raise DeclarationError(f"{where}: {value!r} is not a {dtype} ({error})") from None
 
 
-def _rules(spec, dtype: pl.DataType, where: str) -> dict:
-    rules = dict(keys_of(spec or {}, RULES, where))
+def _rules(spec: models.Rules, dtype: pl.DataType, where: str) -> dict:
+    rules: dict = spec.model_dump(exclude_none=True)
     for name in ("ge", "gt", "le", "lt"):
         if name in rules:
             rules[name] = _value_for(dtype, rules[name], f"{where}.{name}")
     if "between" in rules:
-        bounds = rules["between"]
-        if not isinstance(bounds, list) or len(bounds) != 2:
-            raise DeclarationError(f"{where}.between: give [low, high]")
-        rules["between"] = tuple(_value_for(dtype, b, f"{where}.between") for b in bounds)
+        rules["between"] = tuple(_value_for(dtype, b, f"{where}.between") for b in spec.between)
     if "isin" in rules:
-        if not isinstance(rules["isin"], list) or not rules["isin"]:
-            raise DeclarationError(f"{where}.isin: give a list of allowed values")
         rules["isin"] = [_value_for(dtype, v, f"{where}.isin") for v in rules["isin"]]
     if "regex" in rules:
-        try:
-            re.compile(str(rules["regex"]))
-        except re.error as error:
-            raise DeclarationError(f"{where}.regex: {error}") from None
-    if "str_length" in rules:
-        length = keys_of(rules["str_length"], ("min", "max"), f"{where}.str_length")
-        rules["str_length"] = (length.get("min"), length.get("max"))
+        _regex(rules["regex"], f"{where}.regex")
+    if spec.str_length:
+        rules["str_length"] = (spec.str_length.min, spec.str_length.max)
     text_rules = {"regex", "str_length"} & set(rules)
     if text_rules and dtype != pl.String:
         raise DeclarationError(f"{where}: {', '.join(sorted(text_rules))} needs a string column")
     return rules
 
 
-def _dates(spec, where: str) -> tuple[date, date] | None:
-    if spec is None:
-        return None
-    bounds = keys_of(spec, ("from", "to"), where)
-    if set(bounds) != {"from", "to"}:
-        raise DeclarationError(f"{where}: give both from and to (YYYY-MM-DD)")
-    first, last = (_value_for(pl.Date(), bounds[k], f"{where}.{k}") for k in ("from", "to"))
-    if first > last:
-        raise DeclarationError(f"{where}: from {first} is after to {last}")
-    return first, last
-
-
-def _names(value, where: str) -> tuple[str, ...]:
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise DeclarationError(f"{where}: give a column name or a list of column names")
-    return tuple(names)
+def _regex(pattern: str, where: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise DeclarationError(f"{where}: {error}") from None
 
 
 def check_columns_exist(names, columns: dict, where: str) -> None:
@@ -244,17 +193,11 @@ def check_columns_exist(names, columns: dict, where: str) -> None:
             )
 
 
-def _partition(spec, columns: dict, where: str) -> Partition | None:
+def _partition(spec: models.Partition | None, columns: dict, where: str) -> Partition | None:
     if spec is None:
         return None
-    spec = keys_of(spec, ("column", "from", "by"), where)
-    if "column" not in spec or "from" not in spec:
-        raise DeclarationError(f"{where}: give column (the new partition column) and from")
-    source = _names(spec["from"], f"{where}.from")
+    source = tuple(spec.from_)
     check_columns_exist(source, columns, f"{where}.from")
-    by = spec.get("by", "month")
-    if by not in PARTITION_GRAINS:
-        raise DeclarationError(f"{where}.by: {by!r} is not one of {', '.join(PARTITION_GRAINS)}")
     if len(source) == 1 and not (
         columns[source[0]] == pl.Date or isinstance(columns[source[0]], pl.Datetime)
     ):
@@ -263,102 +206,85 @@ def _partition(spec, columns: dict, where: str) -> Partition | None:
         raise DeclarationError(f"{where}.from: year, month and day columns must be integers")
     if len(source) not in (1, 3):
         raise DeclarationError(f"{where}.from: one date column, or [year, month, day] columns")
-    if spec["column"] in columns:
-        raise DeclarationError(f"{where}.column: {spec['column']!r} is already a declared column")
-    if problem := names.column_problem(spec["column"]):
+    if spec.column in columns:
+        raise DeclarationError(f"{where}.column: {spec.column!r} is already a declared column")
+    if problem := names.column_problem(spec.column):
         raise DeclarationError(f"{where}.column: {problem}")
-    return Partition(spec["column"], source, by)
+    return Partition(spec.column, source, spec.by)
 
 
-def _snapshot(spec, where: str) -> Snapshot | None:
-    if spec is None or spec is False:
-        return None
-    spec = {} if spec is True else keys_of(spec, ("vanished", "group"), where)
-    vanished = spec.get("vanished", "keep")
-    if vanished not in VANISHED:
-        raise DeclarationError(
-            f"{where}.vanished: {vanished!r} is not one of {', '.join(VANISHED)}"
-            f"{did_you_mean(str(vanished), VANISHED)}"
-        )
-    group = spec.get("group")
-    if group is not None:
-        try:
-            re.compile(str(group))
-        except re.error as error:
-            raise DeclarationError(f"{where}.group: {error}") from None
-    return Snapshot(vanished, None if group is None else str(group))
-
-
-def _source_name(name, where: str) -> str:
-    if problem := names.table_problem(name):
-        raise DeclarationError(f"{where}: {problem}")
-    return name
-
-
-def table(name: str, spec, where: str, *, allowed=ENTITY_KEYS) -> Entity:
-    """One entity (or mart contract) from its YAML mapping."""
-    spec = keys_of(spec, allowed, where)
-    if problem := names.table_problem(name):
-        raise DeclarationError(f"{where}: {problem}")
-    raw_columns = spec.get("columns")
-    if not isinstance(raw_columns, dict) or not raw_columns:
-        raise DeclarationError(f"{where}.columns: declare at least one column")
-    columns, nullable, rules, descriptions, zones = {}, set(), {}, {}, {}
-    for column, column_spec in raw_columns.items():
+def _columns(spec: dict[str, models.Column], where: str) -> dict:
+    """name -> type as stored, and per column: nullable, rules, description, zone."""
+    found: dict = {"columns": {}, "nullable": set(), "rules": {}, "descriptions": {}, "zones": {}}
+    for column, column_spec in spec.items():
         at = f"{where}.columns.{column}"
         if problem := names.column_problem(column):
             raise DeclarationError(f"{where}.columns: {problem}")
-        if isinstance(column_spec, str):
-            column_spec = {"type": column_spec}
-        column_spec = keys_of(column_spec, COLUMN_KEYS, at)
-        if "type" not in column_spec:
-            raise DeclarationError(f"{at}: give its type")
-        declared = parse_type(column_spec["type"], f"{at}.type")
-        columns[column] = stored(declared)
+        declared = parse_type(column_spec.type, f"{at}.type")
+        found["columns"][column] = dtype = stored(declared)
         if isinstance(declared, pl.Datetime) and declared.time_zone not in (None, "UTC"):
-            zones[column] = declared.time_zone
-        if column_spec.get("nullable", False):
-            nullable.add(column)
-        if column_spec.get("rules"):
-            rules[column] = _rules(column_spec["rules"], columns[column], f"{at}.rules")
-        if column_spec.get("description"):
-            descriptions[column] = str(column_spec["description"])
-    if "key" not in spec:
-        raise DeclarationError(f"{where}.key: give the business key (the grain's columns)")
-    keys = _names(spec["key"], f"{where}.key")
+            found["zones"][column] = declared.time_zone
+        if column_spec.nullable:
+            found["nullable"].add(column)
+        if column_spec.rules:
+            found["rules"][column] = _rules(column_spec.rules, dtype, f"{at}.rules")
+        if column_spec.description:
+            found["descriptions"][column] = column_spec.description
+    return found
+
+
+def table(name: str, spec: models.Contract, where: str) -> Entity:
+    """One entity (or mart contract) from its checked shape."""
+    if problem := names.table_problem(name):
+        raise DeclarationError(f"{where}: {problem}")
+    found = _columns(spec.columns, where)
+    columns, nullable = found["columns"], found["nullable"]
+    keys = tuple(spec.key)
     check_columns_exist(keys, columns, f"{where}.key")
-    nullable_keys = sorted(set(keys) & nullable)
-    if nullable_keys:
+    if nullable_keys := sorted(set(keys) & nullable):
         raise DeclarationError(
             f"{where}: key column(s) {', '.join(nullable_keys)} cannot be nullable"
         )
-    parent = None
-    if spec.get("parent") is not None:
-        p = keys_of(spec["parent"], ("column", "entity", "key"), f"{where}.parent")
-        if set(p) != {"column", "entity", "key"}:
-            raise DeclarationError(f"{where}.parent: give column, entity and key")
-        check_columns_exist([p["column"]], columns, f"{where}.parent.column")
-        parent = Parent(p["column"], p["entity"], p["key"])
-    evolution = spec.get("schema_evolution", "add_columns")
-    if evolution not in EVOLUTION:
-        raise DeclarationError(
-            f"{where}.schema_evolution: {evolution!r} is not one of {', '.join(EVOLUTION)}"
-        )
-    return Entity(
+    dates = (spec.dates.from_, spec.dates.to) if spec.dates else None
+    if dates and dates[0] > dates[1]:
+        raise DeclarationError(f"{where}.dates: from {dates[0]} is after to {dates[1]}")
+    entity = Entity(
         name=name,
         columns=columns,
         keys=keys,
-        partition=_partition(spec.get("partition"), columns, f"{where}.partition"),
-        grain=str(spec.get("grain", "")),
-        parent=parent,
-        source=_source_name(spec.get("source", name), f"{where}.source"),
+        grain=spec.grain,
         nullable=frozenset(nullable),
-        rules=rules,
-        dates=_dates(spec.get("dates"), f"{where}.dates"),
-        descriptions=descriptions,
-        model=spec.get("model"),
-        schema_evolution=evolution,
+        rules=found["rules"],
+        dates=dates,
+        descriptions=found["descriptions"],
+        model=spec.model,
         where=where,
-        zones=zones,
-        snapshot=_snapshot(spec.get("snapshot"), f"{where}.snapshot"),
+        zones=found["zones"],
+    )
+    if not isinstance(spec, models.Entity):
+        return entity  # a mart's contract
+    return _with_silver_settings(entity, spec, where)
+
+
+def _with_silver_settings(entity: Entity, spec: models.Entity, where: str) -> Entity:
+    """An entity's source, partition, parent, schema evolution and snapshot settings."""
+    source = spec.source or entity.name
+    if problem := names.table_problem(source):
+        raise DeclarationError(f"{where}.source: {problem}")
+    parent = None
+    if spec.parent:
+        check_columns_exist([spec.parent.column], entity.columns, f"{where}.parent.column")
+        parent = Parent(spec.parent.column, spec.parent.entity, spec.parent.key)
+    snapshot = None
+    if spec.snapshot:
+        if spec.snapshot.group is not None:
+            _regex(spec.snapshot.group, f"{where}.snapshot.group")
+        snapshot = Snapshot(spec.snapshot.vanished, spec.snapshot.group)
+    return dataclasses.replace(
+        entity,
+        source=source,
+        partition=_partition(spec.partition, entity.columns, f"{where}.partition"),
+        parent=parent,
+        schema_evolution=spec.schema_evolution,
+        snapshot=snapshot,
     )

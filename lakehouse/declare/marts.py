@@ -140,8 +140,6 @@ def load(
     """One declared mart, its query found, traced and bound against ``entities``."""
     where = contract.where
     partition = settings.get("partition")
-    if partition is not None and not isinstance(partition, str):
-        raise DeclarationError(f"{where}.partition: give the output column that is replaced")
     columns = (partition,) if partition else contract.keys
     if partition and partition not in contract.columns:
         raise DeclarationError(
