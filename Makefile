@@ -14,10 +14,10 @@ STARTUP := $(BIN)/python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.g
 # FlowerPower's default level (CRITICAL) hides even a broken YAML: show errors and progress.
 export FP_LOG_LEVEL ?= INFO
 # Hamilton imports pandas, Dask and other libraries' extensions on its first import unless
-# told not to; the pipelines use none of them (0.5 s of every command). See README, Speed.
+# told not to; the pipelines use none of them (0.5 s of every command). See docs/configuration.md.
 export HAMILTON_AUTOLOAD_EXTENSIONS ?= 0
 
-.PHONY: run test test-slow system-deps dags install install-dev lock bench lint clean
+.PHONY: run test test-slow system-deps dags docs install install-dev lock bench lint clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,8 @@ install: $(BIN)/uv  ## install the project (runtime dependencies only)
 	$(SYNC)
 	$(STARTUP)
 
-install-dev: $(BIN)/uv  ## install the project with test and lint tools and both cluster executors
-	$(SYNC) --extra dev --extra dask --extra ray
+install-dev: $(BIN)/uv  ## install the project with test, lint and docs tools and both cluster executors
+	$(SYNC) --extra dev --extra docs --extra dask --extra ray
 	$(STARTUP)
 
 lock: $(BIN)/uv  ## re-resolve uv.lock after a change to pyproject.toml's dependencies
@@ -61,6 +61,11 @@ lint: install-dev  ## ruff (rules and format) and mypy on the engine's type-chec
 	$(BIN)/ruff check lakehouse pipelines tests bench hooks demo
 	$(BIN)/ruff format --check lakehouse pipelines tests bench hooks demo
 	$(BIN)/mypy
+
+# mkdocs-material 9.8 prints its end-of-life notice (May 2027; Zensical succeeds it, and
+# reads the same mkdocs.yml) on every build: said once here instead.
+docs: install-dev  ## build the documentation site into site/ (broken links fail); serve with mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 bench: install-dev  ## the project against its peers, the daily flow at SF1, the executors (~20 minutes)
 	$(BIN)/python bench/bench_peers.py --scale-factor 0.3 --days 365 --rounds 3

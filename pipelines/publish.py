@@ -33,7 +33,7 @@ def lake(lake_root: str) -> Location:
 def sink_plugins(sinks: dict) -> list[plugins.Sink]:
     """The sinks of the YAML, each checked (format, keys, environment) before data moves."""
     if not sinks:
-        raise ValueError(f"{WHERE}.sinks: name at least one sink (see README, I/O plugins)")
+        raise ValueError(f"{WHERE}.sinks: name at least one sink (see docs/io-plugins.md)")
     return [plugins.sink(name, spec or {}, f"{WHERE}.sinks.{name}") for name, spec in sinks.items()]
 
 

@@ -1,6 +1,7 @@
-"""The README's "Bring your own data" walkthrough, followed as a new user would: its commands
-and files taken from the README itself, run in a copy of the project with the default paths
-(data/landing, data/lake, data/marts.duckdb), then what the README says they leave checked."""
+"""The "Bring your own data" walkthrough (docs/guide/bring-your-own-data.md), followed as a new
+user would: its commands and files taken from that page itself, run in a copy of the project
+with the default paths (data/landing, data/lake, data/marts.duckdb), then what the page says
+they leave checked."""
 
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ from conftest import copy_project
 from deltalake import DeltaTable
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+GUIDE = PROJECT_DIR / "docs" / "guide" / "bring-your-own-data.md"
 BIN = Path(sys.executable).parent
 
 
 def _walkthrough_blocks() -> list[tuple[str, str]]:
-    """(language, text) of every fenced block of the walkthrough section, in order."""
-    readme = (PROJECT_DIR / "README.md").read_text()
-    section = readme.split("### Walkthrough: from an empty landing folder to a first mart")[1]
-    section = section.split("\n### ")[0]
+    """(language, text) of every fenced block of the guide's walkthrough section, in order."""
+    page = GUIDE.read_text()
+    section = page.split("# Walkthrough: from an empty landing folder to a first mart\n")[1]
+    section = re.split(r"\n##+ ", section)[0]  # up to the next heading (## or deeper)
     return re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
 
 
