@@ -38,26 +38,31 @@ run: install  ## land the next days of demo data and carry them to gold (data/)
 	$(BIN)/flowerpower pipeline run daily
 
 # Debian packages the tests use: systemd-analyze (unit files), cron (a real cron daemon),
-# graphviz (DAG pictures), PostgreSQL, chromium (renders the HTML report headless).
-# Installed with apt-get when missing (as root), else named.
-SYSTEM_TOOLS := systemd-analyze cron dot chromium
+# graphviz (DAG pictures), PostgreSQL, chromium (renders the HTML report headless), nodejs
+# and npm (the YAML language server editors run, tests/editor). Installed with apt-get when
+# missing (as root), else named.
+SYSTEM_TOOLS := systemd-analyze cron dot chromium node npm
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing pg_ctl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd cron graphviz postgresql \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd cron graphviz postgresql nodejs npm \
 	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
-	  else echo "missing:$$missing; install Debian packages systemd cron graphviz postgresql chromium (as root)"; exit 1; fi; \
+	  else echo "missing:$$missing; install Debian packages systemd cron graphviz postgresql nodejs npm chromium (as root)"; exit 1; fi; \
 	fi
 
-test: install-dev system-deps  ## the default test suite (under 10 minutes)
+# The YAML language server of tests/test_editor.py, from its npm lock (tests/editor).
+tests/editor/node_modules: tests/editor/package-lock.json | system-deps
+	cd tests/editor && npm ci --no-audit --no-fund --silent
+
+test: install-dev system-deps tests/editor/node_modules  ## the default test suite (under 10 minutes)
 	$(BIN)/python -m pytest -q -m "not slow" --durations=15
 
 test-slow: install-dev system-deps  ## the slow suites (Ray, a real cron daemon); CI runs them too
 	$(BIN)/python -m pytest -q -m slow --durations=15
 
-lint: install-dev  ## ruff (rules and format) and mypy on the engine's type-checked levels (pyproject.toml)
+lint: install-dev  ## ruff (rules and format) and mypy on the whole engine (pyproject.toml)
 	$(BIN)/ruff check lakehouse pipelines tests bench hooks demo
 	$(BIN)/ruff format --check lakehouse pipelines tests bench hooks demo
 	$(BIN)/mypy
