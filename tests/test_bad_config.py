@@ -71,12 +71,22 @@ def _tables(lakehouse) -> list[str]:
         (
             "silver",
             {"watermark": {"kind": "column", "column": "_ingested_at", "lookback_days": -2}},
-            r"watermark.lookback_days: expected a whole number of days >= 0, got -2",
+            r"watermark.lookback_days: expected a whole number of days >= 0: .*; got -2",
+        ),
+        (
+            "silver",
+            {"watermark": {"kind": "column"}},
+            r"silver.yml run.config.watermark: kind column needs a 'column' \(e.g. _ingested_at\)",
+        ),
+        (
+            "silver",
+            {"watermark": {"kind": "colum"}},
+            r"watermark.kind: 'colum' is not one of version, column; did you mean 'column'\?",
         ),
         (
             "silver",
             {"watermark": {"kind": "column", "colum": "_ingested_at"}},
-            r"watermark: unknown key\(s\) 'colum'; did you mean 'column'\?",
+            r"silver.yml run.config.watermark: unknown key 'colum'; did you mean 'column'\?",
         ),
         (
             "gold",

@@ -264,3 +264,26 @@ def test_a_function_whose_sql_reads_a_table_it_does_not_name_is_refused(tmp_path
         DeclarationError, match="reads 'carriers', which is not one of its parameters"
     ):
         catalog.load(datasets)
+
+
+@pytest.mark.parametrize("kind", ["with", "frame"])
+def test_a_touched_override_on_a_mart_recomputed_whole_is_refused(tmp_path, kind):
+    """A mart whose query cannot be traced (or a LazyFrame) has no part to recompute alone:
+    a ``touched`` override there is refused at load, naming the mart and why."""
+    function = FUNCTIONS["frame"]
+    if kind == "with":  # a WITH clause: the engine recomputes the mart whole
+        function = (
+            FUNCTIONS["sql"]
+            .replace('"""SELECT', '"""WITH t AS (SELECT * FROM shipments) SELECT')
+            .replace("FROM shipments s", "FROM t s")
+        )
+    datasets = _project(tmp_path, function, f"touched_{kind}")
+    spec = yaml.safe_load((datasets / "shipping.yml").read_text())
+    assert catalog.load(datasets).marts["carrier_days"].whole  # recomputed whole, as it is
+    spec["marts"]["carrier_days"]["touched"] = "SELECT shipped_on FROM changed_shipments"
+    (datasets / "shipping.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(DeclarationError) as refused:
+        catalog.load(datasets)
+    message = str(refused.value)
+    assert "marts.carrier_days.touched: mart 'carrier_days' is recomputed whole (" in message
+    assert "drop it" in message

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -20,6 +21,9 @@ from deltalake.transaction import CommitProperties, Transaction
 
 from lakehouse.core import fence
 from lakehouse.core.storage import Location
+
+if TYPE_CHECKING:
+    import polars as pl
 
 WATERMARK_KEY = "lakehouse.watermark"
 RUN_ID_KEY = "lakehouse.run_id"
@@ -311,24 +315,10 @@ def read_where(dataset, filter=None, columns: list[str] | None = None) -> pa.Tab
     return rows.select(columns) if columns is not None else rows
 
 
-def sql_literal(value) -> str:
-    """A value as a SQL literal (deltalake predicates, DuckDB, PostgreSQL); dates and times
-    as ISO text, which each compares to its column's type."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
+def frame(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:
+    """``pl.from_arrow`` of a table or record batch, typed as the DataFrame it is (Polars
+    types it ``DataFrame | Series``, a Series being what an array gives). Polars is imported
+    on first use: the core modules that never make a frame do without it."""
+    import polars as pl
 
-
-def quoted(name: str, alias: str | None = None) -> str:
-    """A column name as a SQL identifier (``alias."name"``), whatever it holds: a space, a
-    double quote (doubled), a reserved word. Every name that reaches SQL goes through here."""
-    column = '"' + name.replace('"', '""') + '"'
-    return f"{alias}.{column}" if alias else column
-
-
-def in_list(column: str, values: Iterable, alias: str | None = None) -> str:
-    """``"column" IN (...)`` over the distinct values, sorted for a stable predicate."""
-    items = sorted({v for v in values if v is not None})
-    return f"{quoted(column, alias)} IN ({', '.join(sql_literal(v) for v in items)})"
+    return cast("pl.DataFrame", pl.from_arrow(data))

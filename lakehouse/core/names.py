@@ -6,7 +6,7 @@
   Delta reader supports: none of the characters in ``DELTA_FORBIDDEN`` (space, ``,``, ``;``,
   ``{``, ``}``, ``(``, ``)``, ``=``, tab, newline), not empty, not starting with ``_`` (the
   engine's own columns). Reserved words, double quotes, dots or dashes are fine: every name
-  that reaches SQL is quoted (``delta.quoted``).
+  that reaches SQL is quoted (``sqltext.quoted``).
 - **Landing columns** are mapped by ``portable``: each forbidden character becomes ``_``
   (a CSV header ``order date`` arrives in bronze as ``order_date``). Two headers of one file
   that map to one name make the file a bad file.

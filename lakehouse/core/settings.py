@@ -12,7 +12,6 @@ naming the file and key, which the ``flowerpower`` command reports in one line (
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import re
 import types
@@ -20,9 +19,12 @@ import typing
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import yaml
+from pydantic import Field
 
+from lakehouse.core.shapes import Shape, checked, did_you_mean
 from lakehouse.core.storage import Location, check_conditional_put
 
 CONF_DIR = Path("conf") / "pipelines"
@@ -66,14 +68,56 @@ def node_inputs(*modules: ModuleType) -> dict[str, tuple[object, bool]]:
 
 
 PROJECT_CONF = Path("conf") / "project.yml"
-PROJECT_KEYS = {"name", "hooks_dir", "adapter"}
-PIPELINE_KEYS = {"name", "run", "params", "adapter"}
-RUN_KEYS = {
-    "inputs", "final_vars", "config", "cache", "with_adapter", "executor", "log_level",
-    "retry", "reload", "on_success", "on_failure", "additional_modules", "async_driver",
-    "adapter",
-}  # fmt: skip
-RETRY_KEYS = {"max_retries", "retry_delay", "jitter_factor", "retry_exceptions"}
+
+
+class ProjectFile(Shape):
+    """``conf/project.yml``: FlowerPower's project keys (a misspelled ``hooks_dir`` would
+    be ignored by FlowerPower)."""
+
+    name: str | None = None
+    hooks_dir: str | None = None
+    adapter: dict[str, Any] | None = None
+
+
+class RetrySection(Shape):
+    """``run.retry``: how FlowerPower retries a failed run."""
+
+    max_retries: int = Field(3, ge=0)
+    retry_delay: float = Field(1.0, ge=0)
+    jitter_factor: float | None = Field(0.1, ge=0)
+    retry_exceptions: list[str] = ["Exception"]
+
+
+class RunSection(Shape):
+    """``run``: FlowerPower's run settings. ``config`` is checked against what the pipeline's
+    functions ask for (``check_config``), ``executor`` by ``lakehouse.runtime.executor_types``."""
+
+    final_vars: list[str] = Field(
+        min_length=1, description="The list of outputs to compute (the DAG's final nodes)."
+    )
+    inputs: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    cache: dict[str, Any] | bool | None = None
+    with_adapter: dict[str, Any] | None = None
+    executor: Any = None
+    log_level: str | None = None
+    retry: RetrySection | None = None
+    reload: bool | None = None
+    on_success: Any = None
+    on_failure: Any = None
+    additional_modules: list[Any] | None = None
+    async_driver: bool | None = None
+    adapter: dict[str, Any] | None = None
+
+
+class PipelineFile(Shape):
+    """``conf/pipelines/<name>.yml``: FlowerPower's sections (a misspelled ``final_vars``
+    would run every node of the DAG)."""
+
+    run: RunSection = Field(description="The run settings (final_vars, config, executor, ...).")
+    name: str | None = None
+    params: dict[str, Any] | None = None
+    adapter: dict[str, Any] | None = None
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~15x faster to parse
@@ -91,35 +135,16 @@ def read_yaml(path: Path):
 
 
 def check_project_file(path: Path) -> None:
-    """``conf/project.yml`` holds FlowerPower's project keys only (a misspelled ``hooks_dir``
-    would be ignored)."""
+    """``conf/project.yml`` holds FlowerPower's project keys only."""
     if path.exists():
-        _check_known(read_yaml(path) or {}, PROJECT_KEYS, str(PROJECT_CONF))
+        checked(ProjectFile, read_yaml(path), str(PROJECT_CONF), ConfigError)
 
 
 def check_pipeline_file(path: Path, shown: str) -> None:
-    """The sections of a pipeline YAML are FlowerPower's (a misspelled ``final_vars`` would
-    run every node of the DAG); ``shown``: the file as messages name it."""
-    if not path.exists():
-        return  # run with --config from elsewhere: FlowerPower already loaded what it got
-    data = read_yaml(path) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{shown}: expected a mapping with a run: section")
-    _check_known(data, PIPELINE_KEYS, shown)
-    run = data.get("run") or {}
-    _check_known(run, RUN_KEYS, f"{shown} run")
-    _check_known(run.get("retry") or {}, RETRY_KEYS, f"{shown} run.retry")
-    final_vars = run.get("final_vars")
-    if not final_vars or not isinstance(final_vars, list):
-        raise ConfigError(f"{shown} run.final_vars: expected the list of outputs to compute")
-
-
-def _check_known(section: dict, known: set[str], where: str) -> None:
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {section!r}")
-    for key in section:
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, known)}")
+    """The sections of a pipeline YAML are FlowerPower's; ``shown``: the file as messages
+    name it."""
+    if path.exists():  # else run with --config from elsewhere: FlowerPower loaded what it got
+        checked(PipelineFile, read_yaml(path), shown, ConfigError)
 
 
 RENAMED = {  # settings that changed name or meaning: what to write instead
@@ -207,12 +232,6 @@ class Positive(int):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{where}: expected a whole number of at least 1, got {value!r}")
         return cls(value)
-
-
-def did_you_mean(name: str, known) -> str:
-    """``; did you mean 'x'?`` for the closest of ``known``, or nothing."""
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def location(key: str, value: str, pipeline: str, must_exist: bool = False) -> Location:

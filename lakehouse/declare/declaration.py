@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -37,6 +38,7 @@ SIMPLE_TYPES = {
     "timestamp": pl.Datetime("us"),
     "timestamptz": pl.Datetime("us", "UTC"),
 }
+TimeUnit = Literal["ns", "us", "ms"]
 TYPE_FORMS = "string, int8..int64, float32/64, bool, date, decimal(P,S), timestamp[us|ms|ns(, TZ)]"
 ROW_HASH = "_row_hash"  # silver column of a snapshot source: the hash of the row as it arrived
 DELETED_AT = "_deleted_at"  # soft_delete: when the key vanished from the snapshots (else null)
@@ -53,7 +55,7 @@ def parse_type(text: str, where: str) -> pl.DataType:
             return pl.Decimal(precision, scale)
     if match := re.fullmatch(r"timestamp\[(us|ms|ns)(?:,([^\]]+))?\]", spelled):
         zone = str(text)[str(text).index(",") + 1 : -1].strip() if match[2] else None
-        return pl.Datetime(match[1], zone)
+        return pl.Datetime(cast(TimeUnit, match[1]), zone)  # one of the three, as matched
     raise DeclarationError(f"{where}: {text!r} is not a type (known: {TYPE_FORMS})")
 
 
@@ -165,7 +167,7 @@ def _rules(spec: models.Rules, dtype: pl.DataType, where: str) -> dict:
         if name in rules:
             rules[name] = _value_for(dtype, rules[name], f"{where}.{name}")
     if "between" in rules:
-        rules["between"] = tuple(_value_for(dtype, b, f"{where}.between") for b in spec.between)
+        rules["between"] = tuple(_value_for(dtype, b, f"{where}.between") for b in rules["between"])
     if "isin" in rules:
         rules["isin"] = [_value_for(dtype, v, f"{where}.isin") for v in rules["isin"]]
     if "regex" in rules:

@@ -75,7 +75,7 @@ class Traced:
         FROM/JOIN clauses (registered as ``_changed_<input>``, marked by ``CHANGED``); other
         inputs that changed read ``_all_<input>`` (their rows and the old images). With
         ``occurrence`` None: every part the query produces from the tables as they are."""
-        tree = parse(self.sql, "")
+        expressions, tree = self._expressions(), self._select()
         marked = None
         for index, table in enumerate(from_tables(tree)):
             name = table.name
@@ -86,7 +86,7 @@ class Traced:
         lineage = exp.select(
             *(
                 exp.alias_(parse_expression(text), column, copy=False)
-                for text, column in zip(self.expressions, self.columns, strict=True)
+                for text, column in zip(expressions, self.columns, strict=True)
             ),
             copy=False,
         ).distinct(copy=False)
@@ -109,8 +109,9 @@ class Traced:
         (a table of the part columns), and to ``literal_values`` when given (one column:
         a filter the scans can prune files with)."""
         tree = parse(self.sql, "")
-        expressions = [parse_expression(text) for text in self.expressions]
+        expressions = [parse_expression(text) for text in self._expressions()]
         touched = exp.select(*self.columns, copy=False).from_(TOUCHED, copy=False)
+        condition: exp.Expr
         if len(expressions) == 1:
             condition = expressions[0].copy().isin(query=touched, copy=False)
         else:
@@ -119,6 +120,19 @@ class Traced:
             literal = expressions[0].isin(*literal_values, copy=False)
             condition = exp.and_(literal, condition, copy=False)
         return tree.where(condition, copy=False).sql(DIALECT)
+
+    def _select(self) -> exp.Select:
+        """The query's tree: one SELECT over tables, as every traced query is."""
+        tree = parse(self.sql, "")
+        if not isinstance(tree, exp.Select):
+            raise TypeError(f"not one SELECT, so not traced: {self.sql}")
+        return tree
+
+    def _expressions(self) -> tuple[str, ...]:
+        """The part expressions, which only a traced query has."""
+        if self.expressions is None:
+            raise TypeError(f"recomputed whole ({self.whole}), so not traced: {self.sql}")
+        return self.expressions
 
 
 def parse(sql: str, where: str) -> exp.Query:
@@ -132,7 +146,7 @@ def parse(sql: str, where: str) -> exp.Query:
     return trees[0]
 
 
-def parse_expression(text: str) -> exp.Expression:
+def parse_expression(text: str) -> exp.Expr:
     return sqlglot.parse_one(text, read=DIALECT)
 
 
@@ -167,11 +181,12 @@ def trace(sql: str, columns: tuple[str, ...], where: str) -> Traced:
     why = _untraceable(tree)
     expressions = None
     if why is None:
+        assert isinstance(tree, exp.Select)  # _untraceable: anything else is not traced
         found = [outputs.get(c, exp.column(c, quoted=True)) for c in columns]
         why = _not_grouped_on(tree, columns, found)
         if why is None:
             expressions = tuple(e.sql(DIALECT) for e in found)
-    tables = ()
+    tables: tuple[tuple[str, str], ...] = ()
     if isinstance(tree, exp.Select) and tree.args.get("from_") is not None:
         tables = tuple((t.name, t.alias or t.name) for t in from_tables(tree))
     sql = tree.sql(DIALECT, comments=False)
@@ -237,10 +252,10 @@ def _untraceable(tree: exp.Query) -> str | None:
             return "a positional join"
     if tree.find(exp.Unnest, exp.Lateral):
         return "UNNEST or LATERAL"
-    for node in tree.find_all(exp.Func):
-        name = (node.sql_name() if not isinstance(node, exp.Anonymous) else node.name).lower()
-        if isinstance(node, VOLATILE_NODES) or name in VOLATILE:
-            return f"{node.sql(DIALECT)}, whose value changes from run to run"
+    for function in tree.find_all(exp.Func):
+        name = function.name if isinstance(function, exp.Anonymous) else function.sql_name()
+        if isinstance(function, VOLATILE_NODES) or name.lower() in VOLATILE:
+            return f"{function.sql(DIALECT)}, whose value changes from run to run"
     group = tree.args.get("group")
     if group is not None and group.find(exp.Rollup, exp.Cube, exp.GroupingSets):
         return "ROLLUP, CUBE or GROUPING SETS"

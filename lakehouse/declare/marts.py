@@ -36,7 +36,7 @@ import polars as pl
 from loguru import logger
 from sqlglot import exp
 
-from lakehouse.core import delta
+from lakehouse.core import sqltext
 from lakehouse.core.settings import did_you_mean
 from lakehouse.declare import mart_query
 from lakehouse.declare.declaration import DeclarationError, Entity
@@ -117,6 +117,12 @@ class Mart:
         model = contracts.table_schema(self.contract)
         contracts.check_table(pl.DataFrame(rows), model, f"gold/{self.name}")
 
+    def traced(self) -> mart_query.Traced:
+        """The traced query of a mart built as SQL (a LazyFrame mart has none)."""
+        if self.query is None:
+            raise TypeError(f"gold/{self.name} is a LazyFrame function, not a query")
+        return self.query
+
     def _frame(self) -> tuple[str, str]:
         """(module, function) of a mart built as a LazyFrame (one without a query)."""
         if self.frame is None:
@@ -165,6 +171,12 @@ def load(
     if unnamed:
         raise DeclarationError(
             f"{at}: mart {name!r} reads {unnamed[0]!r}, which is not one of its parameters"
+        )
+    untraced = "a LazyFrame (the engine reads SQL only)" if query is None else query.whole
+    if settings.get("touched") and untraced:
+        raise DeclarationError(
+            f"{where}.touched: mart {name!r} is recomputed whole ({untraced}): no part of it "
+            f"can be recomputed alone, so touched does not apply; drop it"
         )
     mart = Mart(name, inputs, contract, at, query, partition, settings.get("touched"), frame)
     mart = _bound(mart, entities)
@@ -282,7 +294,7 @@ def _bound(mart: Mart, entities: dict[str, Entity]) -> Mart:
                 everything = frozenset(mart.inputs)
                 for index in range(len(mart.query.occurrences)):
                     con.sql(mart.query.lineage_sql(index, everything))
-                parts = ", ".join(delta.quoted(c) for c in mart.columns)
+                parts = ", ".join(sqltext.quoted(c) for c in mart.columns)
                 con.sql(
                     f"CREATE VIEW {mart_query.TOUCHED} AS SELECT {parts} FROM ({mart.query.sql})"
                 )

@@ -11,34 +11,23 @@ one ``DeclarationError`` line naming the file and key path, with a did-you-mean.
 
 from __future__ import annotations
 
-import types
-import typing
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    ValidationError,
     WithJsonSchema,
 )
 
-from lakehouse.core.settings import did_you_mean
+from lakehouse.core.shapes import Shape, checked
 
 
 class DeclarationError(ValueError):
     """A dataset declaration that cannot be right: names the file, table and field."""
 
     exit_code = 2  # as every setting at fault (lakehouse.core.settings.ConfigError)
-
-
-class Shape(BaseModel):
-    """A mapping whose keys are all known (a misspelled key is an error, not ignored)."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
 def _one_or_many(value):
@@ -245,100 +234,4 @@ class Dataset(Shape):
 
 def parsed(data, path: Path) -> Dataset:
     """``data`` (a dataset file's YAML) as a ``Dataset``, or the first mistake in one line."""
-    try:
-        return Dataset.model_validate({} if data is None else data)
-    except ValidationError as error:
-        first = min(error.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo
-        raise DeclarationError(one_line(first, str(path), Dataset)) from None  # explains a gap
-
-
-EXPECTED = {  # pydantic's error type -> what the YAML should have held
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-    "list_type": "a list",
-    "string_type": "text",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "date_type": "a date (YYYY-MM-DD)",
-    "date_parsing": "a date (YYYY-MM-DD)",
-    "date_from_datetime_parsing": "a date (YYYY-MM-DD)",
-}
-
-
-def one_line(error, file: str, model: type[BaseModel]) -> str:
-    """A pydantic error as ``<file> <key path>: <what is wrong>``."""
-    location = [str(part) for part in error["loc"]]
-    kind, given = error["type"], error.get("input")
-    if kind == "extra_forbidden":
-        known = _keys_at(model, location[:-1])
-        what = f"unknown key {location[-1]!r}{did_you_mean(location[-1], known)}"
-        location = location[:-1]
-    elif kind == "missing":
-        field = _field_at(model, location)
-        what = f"missing: {_lowered(field.description)}" if field else "missing"
-    elif kind == "literal_error":
-        choices = _choices_at(model, location)
-        what = f"{given!r} is not one of {', '.join(choices)}{did_you_mean(str(given), choices)}"
-    elif kind in ("too_short", "too_long") and (field := _field_at(model, location)):
-        what = f"expected {_lowered(field.description)}; got {given!r}"
-    elif kind in EXPECTED:
-        what = f"expected {EXPECTED[kind]}, got {given!r}"
-    else:
-        what = f"{error['msg']}, got {given!r}"
-    place = ".".join(location)
-    return f"{file} {place}: {what}" if place else f"{file}: {what}"
-
-
-def _lowered(text: str | None) -> str:
-    text = (text or "").rstrip(".")
-    return text[:1].lower() + text[1:]
-
-
-def _walk(model: type[BaseModel], location: list[str]):
-    """(the pydantic field the key path ends at, or None inside a mapping or list; the type
-    found there)."""
-    current: Any = model
-    field = None
-    for part in location:
-        current = _unwrapped(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = next(
-                (f for name, f in current.model_fields.items() if part in (name, f.alias)), None
-            )
-            current = field.annotation if field else None
-        elif typing.get_origin(current) in (dict, list):
-            field, current = None, typing.get_args(current)[-1]
-        else:
-            return None, None
-    return field, _unwrapped(current)
-
-
-def _field_at(model: type[BaseModel], location: list[str]):
-    return _walk(model, location)[0]
-
-
-def _unwrapped(annotation):
-    """The model or container an annotation holds (Optional and Annotated taken off)."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            options = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = options[0]
-        else:
-            return annotation
-
-
-def _keys_at(model: type[BaseModel], location: list[str]) -> list[str]:
-    inner = _walk(model, location)[1]
-    if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
-        return []
-    return [f.alias or name for name, f in inner.model_fields.items()]
-
-
-def _choices_at(model: type[BaseModel], location: list[str]) -> list[str]:
-    return [str(c) for c in typing.get_args(_walk(model, location)[1])]
+    return checked(Dataset, data, str(path), DeclarationError)

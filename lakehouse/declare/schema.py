@@ -139,6 +139,8 @@ def _type(prop: dict) -> str:
         return f"name → {_type(prop['additionalProperties'])}"
     if isinstance(kind, list):
         return " or ".join(kind)
+    if not isinstance(kind, str):
+        return "any"
     return {"string": "string", "boolean": "true/false", "integer": "integer"}.get(kind, "any")
 
 

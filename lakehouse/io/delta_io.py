@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, Transaction, write_deltalake
 
-from lakehouse.core import delta
+from lakehouse.core import delta, sqltext
 from lakehouse.core.storage import Location
 from lakehouse.io.base import BATCH_ROWS, Change, Moved, PluginError, Sink, Source, register
 
@@ -89,7 +89,7 @@ class DeltaSink(Sink):
         if change.partition:
             table = delta.ensure_table(location, rows.schema, [change.partition])
             column = change.column
-            predicate = None if column is None else delta.in_list(column, change.values)
+            predicate = None if column is None else sqltext.in_list(column, change.values)
             write_deltalake(
                 table,
                 rows,
@@ -101,9 +101,11 @@ class DeltaSink(Sink):
             return moved
         table = delta.ensure_table(location, rows.schema)
         before = table.version()
-        on = " AND ".join(f"{delta.quoted(k, 't')} = {delta.quoted(k, 's')}" for k in change.keys)
+        on = " AND ".join(
+            f"{sqltext.quoted(k, 't')} = {sqltext.quoted(k, 's')}" for k in change.keys
+        )
         column = change.column
-        gone = None if column is None else delta.in_list(column, change.values, "t")
+        gone = None if column is None else sqltext.in_list(column, change.values, "t")
         (
             table.merge(rows, on, source_alias="s", target_alias="t", commit_properties=properties)
             .when_matched_update_all()

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from lakehouse.core.delta import quoted, sql_literal
+from lakehouse.core.sqltext import quoted, sql_literal
 from lakehouse.io.base import Change, Plugin, PluginError, Source
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")

@@ -70,9 +70,15 @@ def run_uuid(run: Run) -> str:
 
 def event(run: Run, event_type: str, namespace: str, schema_of=None):
     """The OpenLineage ``RunEvent`` of ``run`` (``START``, ``COMPLETE`` or ``FAIL``)."""
-    from openlineage.client.event_v2 import Job, RunEvent, RunState
+    from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, RunEvent, RunState
     from openlineage.client.event_v2 import Run as OLRun
-    from openlineage.client.facet_v2 import error_message_run, job_type_job, parent_run, tags_run
+    from openlineage.client.facet_v2 import (
+        JobFacet,
+        error_message_run,
+        job_type_job,
+        parent_run,
+        tags_run,
+    )
 
     run_facets: dict = {
         "tags": tags_run.TagsRunFacet(
@@ -99,7 +105,7 @@ def event(run: Run, event_type: str, namespace: str, schema_of=None):
             programmingLanguage="python",
             producer=PRODUCER,
         )
-    job_facets = {
+    job_facets: dict[str, JobFacet] = {
         "jobType": job_type_job.JobTypeJobFacet(
             processingType="BATCH",
             integration="FLOWERPOWER",
@@ -107,7 +113,8 @@ def event(run: Run, event_type: str, namespace: str, schema_of=None):
             producer=PRODUCER,
         )
     }
-    inputs, outputs = [], []
+    inputs: list[InputDataset] = []
+    outputs: list[OutputDataset] = []
     if event_type != "START" and not run.children:  # a parent's datasets are its children's
         inputs, outputs = datasets(run.results(), schema_of or delta_schema)
     return RunEvent(
@@ -124,11 +131,11 @@ def event(run: Run, event_type: str, namespace: str, schema_of=None):
 def datasets(results: Iterable[WriteResult], schema_of) -> tuple[list, list]:
     """Input and output datasets of the writes of one run."""
     from openlineage.client.event_v2 import InputDataset, OutputDataset
+    from openlineage.client.facet_v2 import InputDatasetFacet, schema_dataset
     from openlineage.client.facet_v2 import (
         data_quality_assertions_dataset as dq,
     )
     from openlineage.client.facet_v2 import output_statistics_output_dataset as stats
-    from openlineage.client.facet_v2 import schema_dataset
 
     def schema_facet(uri: str) -> dict:
         fields = schema_of(uri)
@@ -165,7 +172,7 @@ def datasets(results: Iterable[WriteResult], schema_of) -> tuple[list, list]:
     inputs = []
     for uri, entities in sorted(read_for.items()):
         facets = schema_facet(uri)
-        input_facets = {}
+        input_facets: dict[str, InputDatasetFacet] = {}
         rules = {}
         for entity in entities:
             for rule, count in held_back.get(entity, {}).items():

@@ -97,6 +97,14 @@ def freshness_chart(status: pl.DataFrame, limits: dict[str, timedelta]) -> str:
     return _svg("freshness", 20 + status.height * ROW, body)
 
 
+def _largest(values: pl.Series) -> float:
+    """The largest of ``values`` (numbers; none: 0), at least 1: the top of a chart's scale."""
+    top = values.max()
+    if not isinstance(top, int | float | None):
+        raise TypeError(f"{values.name}: {top!r} is not a number")
+    return max(top or 0, 1)
+
+
 def _time_axis(first: datetime, last: datetime):
     span = max((last - first).total_seconds(), 1.0)
     return lambda moment: PAD + (moment - first).total_seconds() / span * (WIDTH - PAD - 20)
@@ -109,8 +117,11 @@ def runs_chart(runs: pl.DataFrame, value: str, unit: str, kind: str) -> str:
     if done.is_empty():
         return "<p>No finished runs yet.</p>"
     plot = 190
-    x = _time_axis(done["started_at"].min(), done["started_at"].max())
-    top = max(done[value].max() or 0, 1)
+    first, last = done["started_at"].min(), done["started_at"].max()
+    if not isinstance(first, datetime) or not isinstance(last, datetime):
+        raise TypeError(f"runs: started_at holds {first!r}, not a time")
+    x = _time_axis(first, last)
+    top = _largest(done[value])
     colors = _color(done["pipeline"].to_list())
     body = [
         f'<text x="{PAD - 6}" y="16" text-anchor="end">{_number(top, unit)}</text>',
@@ -129,7 +140,6 @@ def runs_chart(runs: pl.DataFrame, value: str, unit: str, kind: str) -> str:
             f'fill="{colors[row["pipeline"]]}" stroke="{STALE if failed else "none"}" '
             f'stroke-width="2"><title>{escape(title)}</title></circle>'
         )
-    first, last = done["started_at"].min(), done["started_at"].max()
     body.append(f'<text x="{PAD}" y="{plot + 22}">{first:%Y-%m-%d %H:%M}</text>')
     body.append(
         f'<text x="{WIDTH - 10}" y="{plot + 22}" text-anchor="end">{last:%Y-%m-%d %H:%M}</text>'
@@ -146,7 +156,7 @@ def stacked_chart(
         return f"<p>{empty}</p>"
     days = sorted(counts["day"].unique().to_list())
     totals = counts.group_by("day").agg(pl.col("count").sum())
-    top = max(totals["count"].max(), 1)
+    top = _largest(totals["count"])
     colors = _color(counts[group].to_list())
     plot = 200
     step = (WIDTH - PAD - 20) / len(days)

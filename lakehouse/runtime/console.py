@@ -101,4 +101,5 @@ def install() -> None:
         except ImportError:  # a FlowerPower without this module
             continue
         if getattr(module, "setup_logging", None) not in (None, setup_logging):
-            module.setup_logging = setup_logging
+            # by name, as read above: mypy's module type declares no setup_logging
+            setattr(module, "setup_logging", setup_logging)  # noqa: B010

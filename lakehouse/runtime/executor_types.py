@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
+from typing import Any
 
 import cloudpickle
 from hamilton.execution import executors
@@ -69,7 +70,7 @@ class ExecutorSpec:
             raise ExecutorSettingError(
                 f"{where}.type: {kind!r} is not an executor type (known: {', '.join(KEYS)})"
             )
-        values = {}
+        values: dict[str, Any] = {}  # int or str by key: each checked below
         for key, value in given.items():
             if key not in KEYS[kind]:
                 raise ExecutorSettingError(f"{where}.{key}: {_why_not_used(key, kind)}")
@@ -272,7 +273,7 @@ def _start_dask(spec: ExecutorSpec, modules: list[str], cpus: int):
             f"workers need the project and its packages installed, same versions as here):"
             f"\n  {listing}"
         )
-    where = address or cluster.scheduler_address
+    where = cluster.scheduler_address if cluster is not None else address
     workers = len(client.scheduler_info().get("workers", {}))
     logger.info(f"dask: {workers} workers at {where}")
     return DaskTaskExecutor(client), stop
@@ -312,7 +313,7 @@ def _environment(variables: dict[str, str]):
 
 def _start_ray(spec: ExecutorSpec, modules: list[str]):
     address = spec.address or os.environ.get(ADDRESS_ENV["ray"]) or None
-    options = {"include_dashboard": False, "log_to_driver": True}
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
     local_env = {}
     if address is None:
         # A local instance on loopback only. Ray rewrites 127.0.0.1 to the machine's address

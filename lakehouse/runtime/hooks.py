@@ -59,6 +59,8 @@ def load(project_dir: Path) -> list[tuple[ModuleType, dict]]:
         if not source.exists():
             raise ConfigError(f"{CONF_FILE}: hook {name!r} has no file hooks/{name}.py")
         spec = importlib.util.spec_from_file_location(f"lakehouse_hook_{name}", source)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"{CONF_FILE}: hooks/{name}.py cannot be imported as a module")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         loaded.append((module, _checked(module, config.get(name) or {}, f"{CONF_FILE} {name}")))
@@ -148,9 +150,9 @@ def _report(record: Run, cause: BaseException) -> None:
     else:
         logger.error(f"{where}: {record.error_type}: {record.error_message}")
         logger.opt(exception=cause).debug(f"{record.pipeline}: the traceback")
-    try:
-        cause._lakehouse_reported_by = reported_by or record.pipeline
-    except AttributeError:  # an exception type without a __dict__
+    try:  # the outer runs of daily say where to look instead of repeating it
+        vars(cause)["_lakehouse_reported_by"] = reported_by or record.pipeline
+    except TypeError:  # an exception type without a __dict__
         pass
 
 
@@ -211,7 +213,7 @@ def install() -> None:
             getattr(run_config, "inputs", None) or {},
         )
 
-    _create_retry_manager._with_hooks = True
+    vars(_create_retry_manager)["_with_hooks"] = True  # installed: not wrapped twice
     PipelineRunner._create_retry_manager = _create_retry_manager
     # a failure is reported once, by run_with_hooks, not also by FlowerPower's retry loop
     # (nor by Hamilton: executors._quiet_hamilton)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.transaction import AddAction, Transaction
+from deltalake.transaction import AddAction, RemoveAction, Transaction
 from loguru import logger
 
 from lakehouse.core import delta, fence
@@ -43,9 +43,9 @@ BAD_FILES_SCHEMA = pa.schema(
     ]
 )
 LINEAGE = {
-    "_source_file": pl.String,
+    "_source_file": pl.String(),
     "_ingested_at": pl.Datetime("us", "UTC"),
-    "_run_id": pl.String,
+    "_run_id": pl.String(),
 }
 
 
@@ -221,7 +221,7 @@ def commit_staged(
         )
 
     now_ms = int(time.time() * 1000)
-    actions = [
+    actions: list[AddAction | RemoveAction] = [
         AddAction(path, group[0].size, {}, now_ms, True, json.dumps({"numRecords": rows}))
         for path, group in by_parquet(fresh).items()
         for rows in [sum(s.rows for s in group)]

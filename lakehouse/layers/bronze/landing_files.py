@@ -73,23 +73,27 @@ def settled(files: list[LandingFile], settle_seconds: float) -> list[LandingFile
     the system that wrote it is ahead of this host's) is watched for ``settle_seconds``, never
     for its skew."""
     now = time.time()
-    young = [f for f in files if f.modified is not None and now - f.modified < settle_seconds]
+    young = [
+        (f, f.modified)  # (file, its modification time)
+        for f in files
+        if f.modified is not None and now - f.modified < settle_seconds
+    ]
     if not young:
         return files
-    for file in young:
-        if file.modified > now + 1:
+    for file, modified in young:
+        if modified > now + 1:
             logger.warning(
-                f"bronze: {file.uri} is dated {file.modified - now:,.0f} s in the future (its "
+                f"bronze: {file.uri} is dated {modified - now:,.0f} s in the future (its "
                 f"writer's clock is ahead of this host's?): watched for {settle_seconds:g} s only"
             )
-    wait = min(settle_seconds, max(settle_seconds - (now - f.modified) for f in young))
+    wait = min(settle_seconds, max(settle_seconds - (now - m) for _, m in young))
     logger.info(
         f"bronze: {len(young)} landing file(s) changed in the last {settle_seconds:g} s: "
         f"waiting {wait:.1f} s to see that they are complete"
     )
     time.sleep(wait)
     moving = set()
-    for file in young:
+    for file, _ in young:
         fs = Location(file.uri).fs
         fs.invalidate_cache()
         info = fs.info(file.uri) if fs.exists(file.uri) else None

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 
-from lakehouse.core import delta, names
+from lakehouse.core import delta, names, sqltext
 from lakehouse.core.settings import limit
 from lakehouse.core.storage import Location
 from lakehouse.io import PluginError, Source, plain
@@ -127,8 +127,10 @@ def merge_new(
     if column:
         low, high = (v.as_py() for v in pc.min_max(rows.column(column)).values())
         if low is not None:
-            named = delta.quoted(column, "t")
-            within = f"{named} >= {delta.sql_literal(low)} AND {named} <= {delta.sql_literal(high)}"
+            named = sqltext.quoted(column, "t")
+            within = (
+                f"{named} >= {sqltext.sql_literal(low)} AND {named} <= {sqltext.sql_literal(high)}"
+            )
             if rows.column(column).null_count:
                 within = f"({within} OR {named} IS NULL)"
             on += f" AND {within}"

@@ -75,7 +75,9 @@ def compare(stored: pl.DataFrame, fresh: pl.DataFrame, keys: list[str]) -> dict:
 
 
 def drifted(drift: dict | None) -> bool:
-    return bool(drift) and (drift["missing"] + drift["extra"] + drift["changed"]) > 0
+    if not drift:
+        return False
+    return (drift["missing"] + drift["extra"] + drift["changed"]) > 0
 
 
 def describe(mart: str, drift: dict) -> str:

@@ -4,13 +4,14 @@ watermark, old and new images, registered in DuckDB for the lineage queries.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from loguru import logger
 
-from lakehouse.core import delta
+from lakehouse.core import delta, sqltext
 from lakehouse.core.storage import Location
 from lakehouse.declare import mart_query
 from lakehouse.declare.marts import Mart
@@ -42,7 +43,7 @@ class SilverSnapshot:
     def open(
         cls,
         lake: Location,
-        versions: dict[str, int | None],
+        versions: Mapping[str, int | None],
         prune: dict[str, str] | None = None,
     ) -> SilverSnapshot:
         """The silver tables named in ``versions`` (a version each, None: the latest) that
@@ -106,7 +107,7 @@ class SilverSnapshot:
             self.con.sql(
                 f'CREATE OR REPLACE VIEW "_changed_{name}" AS '
                 f'SELECT *, true AS {mart_query.CHANGED} FROM "{name}" '
-                f"WHERE {delta.quoted(column)} BETWEEN date_trunc('{by}', DATE '{first}') "
+                f"WHERE {sqltext.quoted(column)} BETWEEN date_trunc('{by}', DATE '{first}') "
                 f"AND DATE '{last}'"
             )
             dated.add(name)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 
-from lakehouse.core import delta
+from lakehouse.core import delta, sqltext
 from lakehouse.core.runs import RunMode
 from lakehouse.core.storage import Location
 from lakehouse.declare import mart_query
@@ -102,7 +102,7 @@ def _parts(con, sqls: list[str], columns: tuple[str, ...]) -> tuple:
 def _traced(silver: SilverSnapshot, mart: Mart, marked: frozenset, others: frozenset) -> tuple:
     """The parts reached by the marked rows of the ``marked`` inputs (``_changed_<name>``),
     the ``others`` read with their old images too (``_all_<name>``)."""
-    query = mart.query
+    query = mart.traced()
     sqls = [
         query.lineage_sql(index, others)
         for index, name in enumerate(query.occurrences)
@@ -114,10 +114,10 @@ def _traced(silver: SilverSnapshot, mart: Mart, marked: frozenset, others: froze
 def _increment(silver: SilverSnapshot, mart: Mart, seen: dict, read: dict) -> tuple | None:
     """The parts that silver's changes since ``seen`` reach (None: recompute the whole)."""
     moved = [name for name in mart.inputs if read[name] != seen.get(name)]
-    changed = {name: silver.changes(name, seen.get(name, -1)) for name in moved}
-    if any(rows is None for rows in changed.values()):
+    changes = {name: silver.changes(name, seen.get(name, -1)) for name in moved}
+    if any(rows is None for rows in changes.values()):
         return None
-    changed = {name: rows for name, rows in changed.items() if rows.num_rows}
+    changed = {name: rows for name, rows in changes.items() if rows is not None and rows.num_rows}
     if not changed:
         return ()
     silver.register_changes(changed)
@@ -136,7 +136,7 @@ def _everything(silver: SilverSnapshot, mart: Mart) -> tuple:
     for a query that cannot be traced: it is one task)."""
     if mart.whole:
         return ()
-    return _parts(silver.con, [mart.query.lineage_sql(None)], mart.columns)
+    return _parts(silver.con, [mart.traced().lineage_sql(None)], mart.columns)
 
 
 def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> MartPlan:
@@ -147,7 +147,8 @@ def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> M
     seen = {"silver_versions": last.get("silver_versions", {}), "query": last.get("query")}
     read = {name: silver.versions[name] for name in mart.inputs}
     current = {"silver_versions": read, "query": mart.fingerprint}
-    touched, whole, watermark = (), False, current
+    touched: tuple = ()
+    whole, watermark = False, current
     if mode.audit:
         return _audit_plan(lake, mart, mode, target, seen)
     built = bool(seen["silver_versions"])
@@ -175,9 +176,11 @@ def plan(lake: Location, silver: SilverSnapshot, mart: Mart, mode: RunMode) -> M
                 )
             )
     elif read != seen["silver_versions"]:
-        touched = _increment(silver, mart, seen["silver_versions"], read)
-        if touched is None:
+        increment = _increment(silver, mart, seen["silver_versions"], read)
+        if increment is None:
             touched, whole = _everything(silver, mart), True
+        else:
+            touched = increment
     if mode.date_range and not touched and not whole:
         logger.warning(
             f"gold/{mart.name} {mode}: no {mart.column} to recompute (silver holds no row of "
@@ -205,9 +208,12 @@ def _audit_plan(lake: Location, mart: Mart, mode: RunMode, target: Location, see
     if mart.whole:
         return MartPlan(mart, target, mode, (), versions, seen, sources, seen, whole=True)
     built_from = SilverSnapshot.open(lake, versions)
-    parts = set(_parts(built_from.con, [mart.query.lineage_sql(None)], mart.columns))
+    parts = set(_parts(built_from.con, [mart.traced().lineage_sql(None)], mart.columns))
     built_from.close()
-    held = pl.from_arrow(delta.open_table(target).to_pyarrow_table(columns=list(mart.columns)))
+    table = delta.open_table(target)
+    if table is None:  # its watermark was read from this table's log: only gone since
+        raise RuntimeError(f"gold/{mart.name}: no table at {target.uri} to audit")
+    held = delta.frame(table.to_pyarrow_table(columns=list(mart.columns)))
     parts |= set(held.unique().iter_rows() if len(mart.columns) > 1 else held.to_series())
     touched = audit.sample(tuple(sorted(parts)), mode.sample, f"{mart.name}:{date.today()}")
     return MartPlan(mart, target, mode, touched, versions, seen, sources, seen, whole=not touched)
@@ -236,7 +242,7 @@ def compute(task: PartTask) -> MartPart:
     started = time.perf_counter()
     prune = {}
     if values is not None:
-        prune = {name: delta.in_list(column, values) for name, column in mart.prune.items()}
+        prune = {name: sqltext.in_list(column, values) for name, column in mart.prune.items()}
     silver = SilverSnapshot.open(task.lake, task.silver_versions, prune)
     if mart.query is None:
         frames = {name: pl.scan_pyarrow_dataset(silver.dataset(name)) for name in mart.inputs}
@@ -285,13 +291,13 @@ def compared(plan: MartPlan, parts: list[MartPart]) -> delta.WriteResult:
     table = delta.open_table(target)
     if table is None or not (parts or plan.whole):
         return delta.WriteResult(target.name, target.uri, "none", 0, None)
-    fresh = pl.from_arrow(pa.concat_tables([p.rows for p in parts]))
+    fresh = delta.frame(pa.concat_tables([p.rows for p in parts]))
     dataset = table.to_pyarrow_dataset()
     if plan.whole:
-        stored = pl.from_arrow(dataset.to_table())
+        stored = delta.frame(dataset.to_table())
     else:  # a partitioned mart reads just the audited partitions
         only = pc.field(mart.partition).isin(list(plan.touched)) if mart.partition else None
-        stored = pl.from_arrow(delta.read_where(dataset, only))
+        stored = delta.frame(delta.read_where(dataset, only))
         asked = _parts_frame(plan.touched, list(mart.columns), stored.select(mart.columns).schema)
         stored = stored.join(asked, on=list(mart.columns), how="semi")
     drift = audit.compare(stored, fresh, list(mart.contract.keys))

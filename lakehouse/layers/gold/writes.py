@@ -8,7 +8,7 @@ import polars as pl
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from lakehouse.core import delta
+from lakehouse.core import delta, sqltext
 from lakehouse.core.storage import Location
 from lakehouse.layers.gold.changes import CDF_COLUMNS, SilverSnapshot, _changed_rows  # noqa: F401
 
@@ -44,7 +44,7 @@ def replace_partitions(
         table,
         data,
         mode="overwrite",
-        predicate=delta.in_list(column, values),
+        predicate=sqltext.in_list(column, values),
         partition_by=[column],
         commit_properties=properties,
     )
@@ -60,7 +60,7 @@ def upsert(
     """Insert or update ``data`` on ``keys``, and delete the ``touched`` keys (values, or
     tuples of values) that have no row in it any more, in one commit."""
     table = delta.ensure_table(location, data.schema)
-    recomputed = pl.from_arrow(data)
+    recomputed = delta.frame(data)
     asked = _parts_frame(touched, keys, recomputed.select(keys).schema)
     gone = asked.join(recomputed, on=keys, how="anti")
     source = pl.concat(
@@ -70,7 +70,7 @@ def upsert(
         ],
         how="diagonal_relaxed",
     ).to_arrow()
-    on = " AND ".join(f"{delta.quoted(k, 't')} = {delta.quoted(k, 's')}" for k in keys)
+    on = " AND ".join(f"{sqltext.quoted(k, 't')} = {sqltext.quoted(k, 's')}" for k in keys)
     before = table.version()
     delta.check_not_committed(table, properties)
     table.merge(

@@ -72,6 +72,8 @@ def marts(lake: Location, names: list[str] | None, where: str, declared: dict) -
     for name in wanted:
         location = gold.child(name)
         table = delta.open_table(location)
+        if table is None:
+            raise ValueError(f"{where}: gold/{name} in {gold.uri} is not a Delta table")
         partitions = table.metadata().partition_columns
         if name not in declared:
             logger.warning(

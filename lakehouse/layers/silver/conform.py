@@ -97,6 +97,8 @@ def partition_value(partition: Partition, sources: list[pl.Expr] | None = None) 
 def raw_partition_value(entity: Entity, raw_schema: pl.Schema) -> pl.Expr:
     """The partition date of rows as they sit in bronze (text or typed): null if unparseable."""
     partition = entity.partition
+    if partition is None:
+        raise ValueError(f"silver/{entity.name} has no partition to take a date for")
     return partition_value(
         partition,
         [typed(c, entity.columns[c], raw_schema[c], entity.zones.get(c)) for c in partition.source],

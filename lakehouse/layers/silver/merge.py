@@ -14,10 +14,10 @@ import polars as pl
 import pyarrow.compute as pc
 from deltalake import write_deltalake
 
-from lakehouse.core import delta
+from lakehouse.core import delta, sqltext
 from lakehouse.core.storage import Location
 from lakehouse.declare.declaration import DELETED_AT, Entity
-from lakehouse.layers.silver.snapshots import VANISHED
+from lakehouse.layers.silver.snapshots import VANISHED, declared
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Replace:
     def predicate(self, alias: str | None = None) -> str | None:
         if self.dates is None or self.column is None:
             return None
-        column = delta.quoted(self.column, alias)
+        column = sqltext.quoted(self.column, alias)
         return f"{column} >= '{self.dates[0]}' AND {column} <= '{self.dates[1]}'"
 
 
@@ -49,11 +49,11 @@ def merge(
     data, table, partition = _source_and_target(target, entity, rows)
     before = table.version()
     delta.check_not_committed(table, properties)
-    target_, source_ = (lambda c: delta.quoted(c, "t")), (lambda c: delta.quoted(c, "s"))
+    target_, source_ = (lambda c: sqltext.quoted(c, "t")), (lambda c: sqltext.quoted(c, "s"))
     on = " AND ".join(f"{target_(k)} = {source_(k)}" for k in entity.keys)
     if entity.partition_column and rows.height:
         values = rows[entity.partition_column].to_list()
-        on += " AND " + delta.in_list(entity.partition_column, values, "t")
+        on += " AND " + sqltext.in_list(entity.partition_column, values, "t")
     compared = [c for c in entity.schema.names() if c not in entity.keys]
     compared = [c for c in compared if c != entity.partition_column]
     changed = " OR ".join(f"({target_(c)} IS DISTINCT FROM {source_(c)})" for c in compared)
@@ -107,7 +107,7 @@ def split_new(
             values = valid.get_column(entity.partition_column).drop_nulls().unique().to_list()
             where = pc.field(entity.partition_column).isin(values)
         dataset = table.to_pyarrow_dataset()
-        current = pl.from_arrow(delta.read_where(dataset, where, keys))
+        current = delta.frame(delta.read_where(dataset, where, keys))
     # the batch's keys that the target holds: hashed on the batch side, usually the small one
     known = current.select(keys).join(valid.select(keys), on=keys, how="semi", nulls_equal=True)
     marked = valid.join(
@@ -155,9 +155,10 @@ def _source_and_target(target: Location, entity: Entity, rows: pl.DataFrame):
 
 def _when_vanished(merger, entity: Entity):
     """Keys gone from a snapshot source: deleted, or flagged with the time they vanished."""
-    if entity.snapshot.vanished == "delete":
+    snapshot = declared(entity)
+    if snapshot.vanished == "delete":
         return merger.when_matched_delete(predicate=f"s.{VANISHED}")
-    if entity.snapshot.vanished == "soft_delete":
+    if snapshot.vanished == "soft_delete":
         return merger.when_matched_update(
             {DELETED_AT: f"s.{DELETED_AT}"}, predicate=f"s.{VANISHED}"
         )

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Literal
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field, model_validator
 
 from lakehouse.core import delta
-from lakehouse.core.settings import ConfigError, did_you_mean
+from lakehouse.core.settings import ConfigError
+from lakehouse.core.shapes import Shape, checked
 from lakehouse.core.storage import Location
 from lakehouse.declare.declaration import Entity
 from lakehouse.layers.silver import snapshots
@@ -59,40 +62,43 @@ class ColumnBatch:
         return f"batch {self.number}, {self.column} {self.since or '...'}..{self.upto}"
 
 
-@dataclass(frozen=True)
-class Watermark:
+class Watermark(Shape):
     """How silver finds the bronze rows it has not processed (``watermark`` in silver.yml)."""
 
-    kind: str = "version"  # version: bronze commits after the last batch; column: see below
-    column: str | None = None  # column kind: a monotone bronze column (``_ingested_at``, a date)
-    lookback_days: int = 0  # column kind: re-read rows this many days behind the last maximum
-    columns: dict[str, str] | None = None  # column kind: per-entity columns overriding ``column``
+    kind: Literal["version", "column"] = Field(
+        "version",
+        description="version: the bronze commits after the last batch; column: a window of "
+        "a monotone bronze column.",
+    )
+    column: str | None = Field(
+        None, description="Kind column: the monotone bronze column (_ingested_at, a date)."
+    )
+    lookback_days: int = Field(
+        0,
+        ge=0,
+        strict=True,
+        description="A whole number of days >= 0: kind column re-reads rows this many days "
+        "behind the last maximum.",
+    )
+    columns: dict[str, str] | None = Field(
+        None, description="Kind column: entity -> its own column, overriding column."
+    )
+
+    @model_validator(mode="after")
+    def _column_named(self) -> Watermark:
+        if self.kind == "column" and not self.column:
+            raise ValueError("kind column needs a 'column' (e.g. _ingested_at)")
+        return self
 
     def column_for(self, entity: str) -> str:
-        return (self.columns or {}).get(entity, self.column)
+        column = (self.columns or {}).get(entity, self.column)
+        if column is None:  # kind version: no column to read
+            raise ValueError(f"watermark kind {self.kind} names no column (entity {entity})")
+        return column
 
     @classmethod
     def from_config(cls, spec, where: str = "conf/pipelines/silver.yml run.config.watermark"):
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{where}: expected a mapping (kind, column, ...), got {spec!r}")
-        unknown = set(spec) - {"kind", "column", "lookback_days", "columns"}
-        if unknown:
-            known = ("kind", "column", "lookback_days", "columns")
-            hints = [f"{key!r}{did_you_mean(key, known)}" for key in sorted(unknown)]
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(hints)}")
-        mark = cls(**spec)
-        if mark.kind not in ("version", "column"):
-            raise ConfigError(f"{where}.kind: {mark.kind!r} is not one of version, column")
-        if mark.kind == "column" and not mark.column:
-            raise ConfigError(f"{where}: kind column needs a 'column' (e.g. _ingested_at)")
-        lookback = mark.lookback_days
-        if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 0:
-            raise ConfigError(
-                f"{where}.lookback_days: expected a whole number of days >= 0, got {lookback!r}"
-            )
-        if mark.columns is not None and not isinstance(mark.columns, dict):
-            raise ConfigError(f"{where}.columns: expected a mapping entity -> column")
-        return mark
+        return checked(cls, spec, where, ConfigError)
 
 
 def _rows_per_version(bronze_table, after: int, through: int) -> list[tuple[int, int, list]]:
@@ -127,7 +133,7 @@ def _through(sizes: list[tuple[int, int, list]], max_rows: int, entity: Entity) 
     the commits that go on with the last one's snapshot come too.
     """
     whole = entity.snapshot is not None and entity.snapshot.vanished != "keep"
-    total, last, groups = 0, sizes[0][0], set()
+    total, last, groups = 0, sizes[0][0], set[str]()
     slack = max_rows // SLIVER
     for version, rows, files in sizes:
         these = {snapshots.group_of(f, entity) for f in files} if whole else set()
@@ -196,7 +202,11 @@ def _newest(values: pl.Series) -> str | None:
             dates if dates.null_count() < values.len() else values.str.to_datetime(strict=False)
         )
     newest = values.max()
-    return None if newest is None else newest.isoformat()
+    if newest is None:
+        return None
+    if not isinstance(newest, date):  # datetime is a date too
+        raise TypeError(f"{values.name}: {newest!r} is not a date or a time")
+    return newest.isoformat()
 
 
 def plan_column_batch(
@@ -232,7 +242,7 @@ def plan_column_batch(
     dataset = table.to_pyarrow_dataset()
     dtype = dataset.schema.field(column).type
     window = None if since is None else pc.field(column) >= _as_column_value(since, dtype)
-    upto = _newest(pl.from_arrow(delta.read_where(dataset, window, [column])).to_series())
+    upto = _newest(delta.frame(delta.read_where(dataset, window, [column])).to_series())
     if upto is None:
         return None
     return ColumnBatch(done["batch"] + 1, column, since, upto, False, table.version())
@@ -244,35 +254,43 @@ def _newest_through(bronze: Location, column: str, done: dict) -> str | None:
     merged twice beyond the lookback)."""
     if done["bronze_through"] < 0:
         return None
-    table = delta.open_table(bronze, version=done["bronze_through"])
+    table = _existing(bronze, done["bronze_through"])
     values = table.to_pyarrow_dataset().to_table(columns=[column])
-    return _newest(pl.from_arrow(values).to_series())
+    return _newest(delta.frame(values).to_series())
 
 
 def bronze_rows(bronze: Location, batch: Batch | ColumnBatch, table=None) -> pl.DataFrame:
     """The batch's bronze rows (version batches also carry ``_commit_version``); ``table``:
     bronze opened at or after the batch's last version (None: opened here)."""
     if isinstance(batch, ColumnBatch):
-        dataset = delta.open_table(bronze, version=batch.bronze_version).to_pyarrow_dataset()
+        dataset = _existing(bronze, batch.bronze_version).to_pyarrow_dataset()
         dtype = dataset.schema.field(batch.column).type
         column = pc.field(batch.column)
         window = column <= _as_column_value(batch.upto, dtype)
         if batch.since is not None:
             window = window & (column >= _as_column_value(batch.since, dtype))
-        return pl.from_arrow(delta.read_where(dataset, window))
-    table = table or delta.open_table(bronze)
+        return delta.frame(delta.read_where(dataset, window))
+    table = table or _existing(bronze)
     files = delta.appended_files(bronze, table, batch.after, batch.through)
     if files is not None:  # plain appends: their Parquet files read as they are, 2-3x faster
         return _read_appended(bronze, table, files)
     changes = table.load_cdf(starting_version=batch.after + 1, ending_version=batch.through)
-    rows = pl.from_arrow(pa.table(changes))
+    rows = delta.frame(pa.table(changes))
     return rows.filter(pl.col("_change_type") == "insert").drop("_change_type", "_commit_timestamp")
+
+
+def _existing(bronze: Location, version: int | None = None):
+    """The bronze table a batch was planned from (it exists: planning read it)."""
+    table = delta.open_table(bronze, version=version)
+    if table is None:
+        raise FileNotFoundError(f"{bronze.name}: no Delta table at {bronze.uri}")
+    return table
 
 
 def _read_appended(bronze: Location, table, files: list[tuple[int, str]]) -> pl.DataFrame:
     """The rows of bronze data files with the version that added each (``_commit_version``),
     every column of the table's schema present (null where a file predates it)."""
-    frames = [pl.from_arrow(pa.schema(table.schema().to_arrow()).empty_table())]
+    frames = [delta.frame(pa.schema(table.schema().to_arrow()).empty_table())]
     for version, uri in files:
         with bronze.fs.open(uri, "rb") as handle:
             rows = pl.read_parquet(handle)

@@ -24,15 +24,15 @@ from lakehouse.core.storage import Location
 
 QUARANTINE_SCHEMA = pl.Schema(
     {
-        "table": pl.String,
-        "rule": pl.String,
-        "reason": pl.String,
-        "row": pl.String,
-        "source_file": pl.String,
-        "bronze_version": pl.Int64,
-        "run_id": pl.String,
+        "table": pl.String(),
+        "rule": pl.String(),
+        "reason": pl.String(),
+        "row": pl.String(),
+        "source_file": pl.String(),
+        "bronze_version": pl.Int64(),
+        "run_id": pl.String(),
         "quarantined_at": pl.Datetime("us", "UTC"),
-        "row_key": pl.String,
+        "row_key": pl.String(),
         "replayed_at": pl.Datetime("us", "UTC"),  # set once a replay merged the row into silver
     }
 )

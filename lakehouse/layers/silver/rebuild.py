@@ -19,7 +19,7 @@ from loguru import logger
 from lakehouse.core import delta, fence
 from lakehouse.core.runs import RunMode
 from lakehouse.core.storage import Location
-from lakehouse.declare.declaration import Entity
+from lakehouse.declare.declaration import Entity, Partition
 from lakehouse.layers.silver import batch, conform, quarantine, snapshots
 from lakehouse.layers.silver.merge import Replace, merge
 
@@ -31,24 +31,30 @@ FLOOR = {
 }
 
 
-def _bronze_partition_bounds(bronze, entity: Entity) -> tuple[date, date] | None:
+def _bronze_partition_bounds(
+    bronze, entity: Entity, partition: Partition
+) -> tuple[date, date] | None:
     """The lowest and highest partition date among bronze's rows (None: no row has one)."""
     dataset = bronze.to_pyarrow_dataset()
-    sources = pl.from_arrow(dataset.to_table(columns=list(entity.partition.source)))
+    sources = delta.frame(dataset.to_table(columns=list(partition.source)))
     days = sources.select(conform.raw_partition_value(entity, sources.schema)).to_series()
-    return None if days.drop_nulls().is_empty() else (days.min(), days.max())
+    first, last = days.min(), days.max()
+    if not isinstance(first, date) or not isinstance(last, date):
+        return None  # no row has one: the min and max of nothing are None
+    return first, last
 
 
 def partition_ranges(bronze, entity: Entity, mode: RunMode) -> list[tuple[date, date] | None]:
     """The partition ranges a backfill or full refresh rebuilds, a year at a time (None: all
     rows of an entity without partitions)."""
-    if entity.partition is None:
+    partition = entity.partition
+    if partition is None:
         return [None]
-    floor = FLOOR[entity.partition.by]
+    floor = FLOOR[partition.by]
     if mode.date_range:
         first, last = (floor(d) for d in mode.date_range)
     else:
-        bounds = _bronze_partition_bounds(bronze, entity)
+        bounds = _bronze_partition_bounds(bronze, entity, partition)
         if bounds is None:
             return []
         first, last = bounds
@@ -58,14 +64,14 @@ def partition_ranges(bronze, entity: Entity, mode: RunMode) -> list[tuple[date, 
     ]
 
 
-def _pushdown(entity: Entity, schema: pa.Schema, first: date, last: date):
+def _pushdown(partition: Partition, schema: pa.Schema, first: date, last: date):
     """A filter bronze can apply while reading (a superset of the rows wanted: text dates
     compare as text, a day wider on each side for time zones), or None."""
-    if len(entity.partition.source) != 1:
+    if len(partition.source) != 1:
         return None
-    name = entity.partition.source[0]
+    name = partition.source[0]
     column, dtype = pc.field(name), schema.field(name).type
-    low, high = first - timedelta(days=1), last + timedelta(days=SPAN[entity.partition.by] + 1)
+    low, high = first - timedelta(days=1), last + timedelta(days=SPAN[partition.by] + 1)
     if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
         return (column >= str(low)) & (column < str(high))
     if pa.types.is_date(dtype):
@@ -77,8 +83,11 @@ def bronze_rows_between(dataset, entity: Entity, dates: tuple[date, date] | None
     """Every row of the bronze ``dataset`` whose partition date is within ``dates`` (None:
     every row)."""
     if dates is None:
-        return pl.from_arrow(dataset.to_table())
-    rows = pl.from_arrow(delta.read_where(dataset, _pushdown(entity, dataset.schema, *dates)))
+        return delta.frame(dataset.to_table())
+    if entity.partition is None:
+        raise ValueError(f"silver/{entity.name} has no partition: it is rebuilt whole")
+    where = _pushdown(entity.partition, dataset.schema, *dates)
+    rows = delta.frame(delta.read_where(dataset, where))
     day = conform.raw_partition_value(entity, rows.schema)
     return rows.filter(day.is_between(*dates))
 
@@ -146,7 +155,7 @@ def replay(
         return []
     delta.add_missing_columns(table, quarantine.QUARANTINE_SCHEMA.to_arrow())
     table.update_incremental()
-    pending = pl.from_arrow(table.to_pyarrow_table()).filter(
+    pending = delta.frame(table.to_pyarrow_table()).filter(
         (pl.col("rule") != "duplicate") & pl.col("replayed_at").is_null()
     )
     if pending.is_empty():

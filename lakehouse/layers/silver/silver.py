@@ -76,8 +76,8 @@ def refresh(
 
     results = []
     if watermark.kind == "column":
-        planned = plan_column_batch(bronze, target, quarantined, app_id, watermark)
-        results = process(planned) if planned is not None else []
+        due = plan_column_batch(bronze, target, quarantined, app_id, watermark)
+        results = process(due) if due is not None else []
     else:
         done = 0
         table = delta.open_table(bronze)  # append-only: opened once, read a batch at a time
@@ -123,6 +123,8 @@ def _log_plan(entity, bronze, target, quarantine, app_id, max_cells) -> None:
         logger.info(f"PLAN silver/{entity.name}: up to date")
         return
     bronze_table = delta.open_table(bronze)
+    if bronze_table is None:  # plan_batch found a batch in it: only gone since
+        raise RuntimeError(f"silver/{entity.name}: bronze/{entity.source} is gone")
     current = bronze_table.version()
     sizes = _rows_per_version(bronze_table, batch.after, current)
     pending = Batch(batch.number, batch.after, current, batch.quarantined)
@@ -147,7 +149,7 @@ def parent_keys(lake: Location, entity: Entity) -> pl.Series | None:
     table = delta.open_table(lake.child("silver", entity.parent.entity))
     if table is None:
         return pl.Series(key, [], entity.columns[entity.parent.column])
-    return pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=[key]))[key]
+    return delta.frame(table.to_pyarrow_dataset().to_table(columns=[key]))[key]
 
 
 def undeclared_bronze(lake: Location, declared) -> list[str]:

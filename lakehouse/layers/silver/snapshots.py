@@ -18,7 +18,7 @@ import polars as pl
 
 from lakehouse.core import delta
 from lakehouse.core.storage import Location
-from lakehouse.declare.declaration import DELETED_AT, ROW_HASH, Entity
+from lakehouse.declare.declaration import DELETED_AT, ROW_HASH, Entity, Snapshot
 from lakehouse.layers.silver.conform import missing_columns, typed
 from lakehouse.layers.silver.dedup import ORDER_OF_ARRIVAL, latest_arrivals
 
@@ -41,6 +41,14 @@ class Diff:
         """``, 12 unchanged, 3 vanished`` for the batch's log line."""
         unchanged = f", {read - self.changed.height} unchanged" if self.snapshot else ""
         return unchanged + (f", {self.gone.height} vanished" if self.gone is not None else "")
+
+
+def declared(entity: Entity) -> Snapshot:
+    """The entity's ``snapshot`` declaration: the functions that need it are only called for
+    a snapshot source."""
+    if entity.snapshot is None:
+        raise ValueError(f"silver/{entity.name} is not a snapshot source")
+    return entity.snapshot
 
 
 def diff(raw: pl.DataFrame, entity: Entity, target: Location | None) -> Diff:
@@ -102,9 +110,9 @@ def current_state(target: Location, entity: Entity) -> pl.DataFrame | None:
     columns = [*entity.keys, ROW_HASH]
     if entity.partition_column:
         columns.append(entity.partition_column)
-    if entity.snapshot.vanished == "soft_delete":
+    if declared(entity).vanished == "soft_delete":
         columns.append(DELETED_AT)
-    return pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=columns))
+    return delta.frame(table.to_pyarrow_dataset().to_table(columns=columns))
 
 
 def live(current: pl.DataFrame | None) -> pl.DataFrame | None:
@@ -138,7 +146,7 @@ def snapshot_of(entity: Entity) -> pl.Expr:
     """Which snapshot a row came from: the first match of ``snapshot.group`` in its file's
     name (the whole name when no group is declared)."""
     name = pl.col(SOURCE_FILE).str.split("/").list.last()
-    group = entity.snapshot.group
+    group = declared(entity).group
     return name if group is None else pl.coalesce(name.str.extract(f"({group})"), name)
 
 
@@ -160,7 +168,7 @@ def vanished(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame) -> pl.Dat
     lacks: rows of the merge source marked ``_vanished``."""
     delivered = _newest_snapshot_keys(raw, entity)
     gone = current.drop(ROW_HASH).join(delivered, on=list(entity.keys), how="anti")
-    if entity.snapshot.vanished == "soft_delete":
+    if declared(entity).vanished == "soft_delete":
         gone = gone.with_columns(_now())
     return gone.with_columns(pl.lit(True).alias(VANISHED))
 
@@ -168,10 +176,11 @@ def vanished(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame) -> pl.Dat
 def rebuilt(raw: pl.DataFrame, valid: pl.DataFrame, entity: Entity) -> pl.DataFrame:
     """A backfill or full refresh of a snapshot source: the valid rows of all snapshots, less
     (delete) or flagged (soft_delete) the keys the newest snapshot lacks."""
-    if entity.snapshot.vanished == "keep" or raw.is_empty():
+    snapshot = declared(entity)
+    if snapshot.vanished == "keep" or raw.is_empty():
         return valid
     keys = list(entity.keys)
-    if entity.snapshot.vanished == "delete":
+    if snapshot.vanished == "delete":
         return valid.join(_newest_snapshot_keys(raw, entity), on=keys, how="semi")
     live = _newest_snapshot_keys(raw, entity).with_columns(__live=pl.lit(True))
     flagged = valid.join(live, on=keys, how="left").with_columns(
