@@ -140,14 +140,17 @@ def run_concurrently(harness: Harness, lake: Path, copies: int, layers: list[str
     """Start ``copies`` runs of ``layers`` at once into the same lake; their exit codes."""
     config = {**harness.daily_config, "layers": layers}
     command = [FLOWERPOWER, "pipeline", "run", "daily", "--config", json.dumps(config)]
-    children = [
-        subprocess.Popen(
-            command,
-            cwd=harness.project,
-            env=harness.env(lake),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(copies)
-    ]
+    logs = [lake.parent / f"{lake.name}-{'-'.join(layers)}-{n}.log" for n in range(copies)]
+    children = []
+    for log in logs:  # a file, not a pipe nobody reads: a full pipe would block the run
+        with log.open("w") as stderr:
+            children.append(
+                subprocess.Popen(
+                    command,
+                    cwd=harness.project,
+                    env=harness.env(lake),
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+            )
     return [child.wait(timeout=600) for child in children]
