@@ -100,3 +100,32 @@ def test_pipelines_that_need_no_duckdb_do_not_import_it():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_install_compiled_the_bytecode_every_run_imports():
+    """``make install`` compiles bytecode as it installs (``uv sync --compile-bytecode``):
+    where ``PYTHONDONTWRITEBYTECODE=1`` is set nothing else would, and each ``flowerpower``
+    command would compile FlowerPower, Hamilton, pandas and the rest from source. Every
+    module a run with nothing to do imports from the environment has its ``.pyc``, current."""
+    import importlib.util
+    import sysconfig
+    from pathlib import Path
+
+    script = (
+        "import sys; sys.argv = ['flowerpower', 'pipeline', 'run', 'status', '--help'];"
+        "from flowerpower.cli import app; import lakehouse.ops.status;"
+        "print('\\n'.join(m.__file__ for m in list(sys.modules.values())"
+        " if getattr(m, '__file__', None)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONDONTWRITEBYTECODE": "1", "HAMILTON_AUTOLOAD_EXTENSIONS": "0", "PATH": ""},
+    ).stdout.split()
+    site = Path(sysconfig.get_paths()["purelib"])
+    installed = [Path(f) for f in loaded if f.endswith(".py") and Path(f).is_relative_to(site)]
+    assert len(installed) > 500  # FlowerPower, Hamilton, pandas, pyarrow, polars, ...
+    missing = [f for f in installed if not Path(importlib.util.cache_from_source(str(f))).exists()]
+    assert missing == [], f"{len(missing)} modules without bytecode, e.g. {missing[:3]}"
