@@ -12,6 +12,9 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
+from lakehouse.core import delta
+from lakehouse.core.storage import Location
+
 DECLARATION = {
     "sources": {"readings": {"format": "csv"}},
     "entities": {
@@ -77,3 +80,30 @@ def test_task_bytes_of_one_gives_each_file_its_own_task_and_parquet_file(sensors
     table = bronze(sensors)
     assert len(table.file_uris()) == 30
     assert table.to_pyarrow_table().num_rows == 300
+
+
+def test_a_drop_of_many_small_files_lands_whole_in_one_parquet_file_per_task(lakehouse):
+    """More files than a task gathers at once (512): every file's rows land, in file order,
+    each file recorded on its own, one Parquet file for the task. Sensor readings again,
+    this time one row per file."""
+    lakehouse.switch_demo(False)
+    (lakehouse.project / "conf" / "datasets" / "sensors.yml").write_text(
+        yaml.safe_dump(DECLARATION)
+    )
+    folder = lakehouse.landing / "readings"
+    folder.mkdir(parents=True)
+    count = 1_300
+    for n in range(count):
+        (folder / f"r_{n:05d}.csv").write_text(
+            f"sensor,taken_at,celsius\ns{n},2040-05-01T00:00:00,{n % 50}.5\n"
+        )
+    lakehouse.run("bronze")
+    table = bronze(lakehouse)
+    rows = pl.from_arrow(table.to_pyarrow_table())
+    assert rows["sensor"].to_list() == [f"s{n}" for n in range(count)]  # all, in file order
+    assert rows["_source_file"].n_unique() == count
+    assert len(table.file_uris()) == 1  # one task (task_bytes), one Parquet file
+    known = delta.app_transactions(Location.from_uri(str(lakehouse.lake / "bronze" / "readings")))
+    assert len([app for app in known if app.startswith("file:readings/")]) == count
+    lakehouse.run("bronze")  # nothing new
+    assert bronze(lakehouse).version() == table.version()

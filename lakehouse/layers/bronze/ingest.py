@@ -24,10 +24,7 @@ from loguru import logger
 
 from lakehouse.core import delta, fence
 from lakehouse.core.storage import Location
-from lakehouse.io.files import (
-    BadFileError,
-    read_file,
-)
+from lakehouse.io.files import BadFileError, read_file
 from lakehouse.layers.bronze.landing_files import LandingFile, bad_files_location
 
 BAD_FILES_SCHEMA = pa.schema(
@@ -137,9 +134,12 @@ def _with_lineage(frame: pl.DataFrame, file: LandingFile, run: list[pl.Expr]) ->
     return frame.with_columns(pl.lit(file.relative, pl.String).alias("_source_file"), *run)
 
 
-def _write_staged(table: Location, frames: list, run_id: str) -> list[StagedFile]:
-    """``frames`` ((file, rows) of one source) written as one Parquet file in the table."""
-    data = pl.concat([rows for _, rows in frames], how="diagonal_relaxed")
+def _write_staged(
+    table: Location, files: list[tuple[LandingFile, int]], frames: list, run_id: str
+) -> list[StagedFile]:
+    """The rows of ``files`` ((file, rows) of one source; their data in ``frames``) written
+    as one Parquet file in the table."""
+    data = pl.concat(frames, how="diagonal_relaxed")
     relative = f"part-{run_id}-{uuid.uuid4().hex[:12]}.parquet"
     target = table.child(relative)
     fence.check()  # a run that lost its lease stages no file either
@@ -148,7 +148,31 @@ def _write_staged(table: Location, frames: list, run_id: str) -> list[StagedFile
         data.write_parquet(out, compression="zstd", compression_level=1)
     size = table.fs.size(target.uri)
     schema = data.head(0).to_arrow().schema
-    return [StagedFile(f, relative, size, rows.height, schema) for f, rows in frames]
+    return [StagedFile(f, relative, size, rows, schema) for f, rows in files]
+
+
+class _Pending:
+    """The files read for the next staged Parquet file: their row counts, and their rows,
+    gathered into one contiguous frame every ``GATHER`` files (a chunk per file costs more)."""
+
+    GATHER = 512
+
+    def __init__(self) -> None:
+        self.files: list[tuple[LandingFile, int]] = []
+        self.rows = 0
+        self.gathered: list[pl.DataFrame] = []
+        self.tail: list[pl.DataFrame] = []
+
+    def add(self, file: LandingFile, rows: pl.DataFrame) -> None:
+        self.files.append((file, rows.height))
+        self.rows += rows.height
+        self.tail.append(rows)
+        if len(self.tail) >= self.GATHER:
+            self.gathered.append(pl.concat(self.tail, how="diagonal_relaxed", rechunk=True))
+            self.tail = []
+
+    def frames(self) -> list[pl.DataFrame]:
+        return self.gathered + self.tail
 
 
 def stage(
@@ -161,7 +185,7 @@ def stage(
     table = delta.open_table(table_location)  # once per task, not per file
     expected = pa.schema(table.schema().to_arrow()) if table is not None else None
     outcomes: list[StagedFile | BadFile] = []
-    pending: list[tuple[LandingFile, pl.DataFrame]] = []
+    pending = _Pending()
     run = _run_lineage(run_id, ingested_at)
     for file in files:
         try:
@@ -169,12 +193,12 @@ def stage(
         except BadFileError as error:
             outcomes.append(BadFile(file, error.kind, str(error)))
             continue
-        if pending and sum(r.height for _, r in pending) + rows.height > max_rows:
-            outcomes += _write_staged(table_location, pending, run_id)
-            pending = []
-        pending.append((file, rows))
-    if pending:
-        outcomes += _write_staged(table_location, pending, run_id)
+        if pending.files and pending.rows + rows.height > max_rows:
+            outcomes += _write_staged(table_location, pending.files, pending.frames(), run_id)
+            pending = _Pending()
+        pending.add(file, rows)
+    if pending.files:
+        outcomes += _write_staged(table_location, pending.files, pending.frames(), run_id)
     return outcomes
 
 
@@ -312,12 +336,14 @@ def commit_groups(staged: list[StagedFile], max_rows: int) -> list[list[StagedFi
     sharing a Parquet file are always in the same commit."""
     groups: list[list[StagedFile]] = []
     current: list[StagedFile] = []
+    held = 0  # rows in ``current``
     parquets = sorted(by_parquet(staged).values(), key=lambda g: (g[0].file.source, g[0].file.name))
     for parquet in parquets:
         source, rows = parquet[0].file.source, sum(s.rows for s in parquet)
         same_table = current and current[0].file.source == source
-        if current and (not same_table or sum(s.rows for s in current) + rows > max_rows):
+        if current and (not same_table or held + rows > max_rows):
             groups.append(current)
-            current = []
+            current, held = [], 0
         current += parquet
+        held += rows
     return groups + ([current] if current else [])
