@@ -26,6 +26,7 @@ from lakehouse.core import delta, fence
 from lakehouse.core.storage import Location
 from lakehouse.io.files import BadFileError, read_file
 from lakehouse.layers.bronze.landing_files import LandingFile, bad_files_location
+from lakehouse.layers.bronze.pending import Pending
 
 BAD_FILES_SCHEMA = pa.schema(
     [
@@ -130,10 +131,6 @@ def _run_lineage(run_id: str, ingested_at: datetime) -> list[pl.Expr]:
     ]
 
 
-def _with_lineage(frame: pl.DataFrame, file: LandingFile, run: list[pl.Expr]) -> pl.DataFrame:
-    return frame.with_columns(pl.lit(file.relative, pl.String).alias("_source_file"), *run)
-
-
 def _write_staged(
     table: Location, files: list[tuple[LandingFile, int]], frames: list, run_id: str
 ) -> list[StagedFile]:
@@ -151,30 +148,6 @@ def _write_staged(
     return [StagedFile(f, relative, size, rows, schema) for f, rows in files]
 
 
-class _Pending:
-    """The files read for the next staged Parquet file: their row counts, and their rows,
-    gathered into one contiguous frame every ``GATHER`` files (a chunk per file costs more)."""
-
-    GATHER = 512
-
-    def __init__(self) -> None:
-        self.files: list[tuple[LandingFile, int]] = []
-        self.rows = 0
-        self.gathered: list[pl.DataFrame] = []
-        self.tail: list[pl.DataFrame] = []
-
-    def add(self, file: LandingFile, rows: pl.DataFrame) -> None:
-        self.files.append((file, rows.height))
-        self.rows += rows.height
-        self.tail.append(rows)
-        if len(self.tail) >= self.GATHER:
-            self.gathered.append(pl.concat(self.tail, how="diagonal_relaxed", rechunk=True))
-            self.tail = []
-
-    def frames(self) -> list[pl.DataFrame]:
-        return self.gathered + self.tail
-
-
 def stage(
     files: list[LandingFile], run_id: str, ingested_at: datetime, max_rows: int
 ) -> list[StagedFile | BadFile]:
@@ -185,17 +158,17 @@ def stage(
     table = delta.open_table(table_location)  # once per task, not per file
     expected = pa.schema(table.schema().to_arrow()) if table is not None else None
     outcomes: list[StagedFile | BadFile] = []
-    pending = _Pending()
     run = _run_lineage(run_id, ingested_at)
+    pending = Pending(run)
     for file in files:
         try:
-            rows = _with_lineage(read_landing_file(file, expected), file, run)
+            rows = read_landing_file(file, expected)
         except BadFileError as error:
             outcomes.append(BadFile(file, error.kind, str(error)))
             continue
         if pending.files and pending.rows + rows.height > max_rows:
             outcomes += _write_staged(table_location, pending.files, pending.frames(), run_id)
-            pending = _Pending()
+            pending = Pending(run)
         pending.add(file, rows)
     if pending.files:
         outcomes += _write_staged(table_location, pending.files, pending.frames(), run_id)
