@@ -22,6 +22,7 @@ from pathlib import Path
 
 import polars as pl
 from deltalake import DeltaTable
+from scratch import environment
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -43,14 +44,7 @@ def land(folder: Path, count: int) -> None:
 
 def ingest(work: Path) -> tuple[float, float]:
     """(wall seconds, peak MiB) of one bronze run, as a child process."""
-    env = {
-        **os.environ,
-        "LANDING_ROOT": str(work / "landing"),
-        "LAKE_ROOT": str(work / "lake"),
-        "LOCK_DIR": str(work / "locks"),
-        "HAMILTON_AUTOLOAD_EXTENSIONS": "0",
-        "FP_LOG_LEVEL": "WARNING",
-    }
+    env = environment(work)
     command = [str(BIN / "flowerpower"), "pipeline", "run", "bronze"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()

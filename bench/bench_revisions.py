@@ -16,7 +16,6 @@ side's median and the ratio of the medians (this checkout / the revision):
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -24,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from scratch import environment
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -63,24 +64,11 @@ def worktree(revision: str) -> Path:
     return folder
 
 
-def environment(tree: Path, lake: Path) -> dict:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(tree),
-        "LAKE_ROOT": str(lake / "lake"),
-        "LANDING_ROOT": str(lake / "landing"),
-        "MARTS_DUCKDB": str(lake / "marts.duckdb"),
-        "LOCK_DIR": str(lake / "locks"),
-        "HAMILTON_AUTOLOAD_EXTENSIONS": "0",
-        "FP_LOG_LEVEL": "WARNING",
-    }
-
-
 def validate_seconds(tree: Path, lake: Path, rows: int) -> float:
     done = subprocess.run(
         [sys.executable, "-c", VALIDATE, str(rows), str(PROJECT / "data" / "tpch")],
         cwd=tree,
-        env=environment(tree, lake),
+        env=environment(lake, PYTHONPATH=str(tree)),
         capture_output=True,
         text=True,
         check=True,
@@ -93,7 +81,7 @@ def idle_seconds(tree: Path, lake: Path) -> float:
     subprocess.run(
         [str(BIN / "flowerpower"), "pipeline", "run", "silver"],
         cwd=tree,
-        env=environment(tree, lake),
+        env=environment(lake, PYTHONPATH=str(tree)),
         capture_output=True,
         check=True,
     )
@@ -111,7 +99,7 @@ def main() -> None:
     lake = Path(tempfile.mkdtemp(prefix="bench_revision_lake_"))
     try:
         print(f"a lake for the idle runs: daily at {lake} ...", flush=True)
-        env = environment(PROJECT, lake)
+        env = environment(lake, PYTHONPATH=str(PROJECT))
         subprocess.run(
             [str(BIN / "flowerpower"), "pipeline", "run", "daily"],
             cwd=PROJECT,

@@ -14,7 +14,6 @@ Three commands in turn (A B C A B C ...), each a fresh process, on a lake made o
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -22,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from scratch import environment
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -38,15 +39,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_startup_"))
-    env = {
-        **os.environ,
-        "LAKE_ROOT": str(work / "lake"),
-        "LANDING_ROOT": str(work / "landing"),
-        "MARTS_DUCKDB": str(work / "marts.duckdb"),
-        "LOCK_DIR": str(work / "locks"),
-        "HAMILTON_AUTOLOAD_EXTENSIONS": "0",
-        "FP_LOG_LEVEL": "WARNING",
-    }
+    env = environment(work)
     uncompiled = {
         **env,
         "PYTHONPYCACHEPREFIX": str(work / "no-bytecode"),
@@ -64,8 +57,8 @@ def main() -> None:
         )
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.rounds):
-            for name, (command, environment) in commands.items():
-                times[name].append(seconds(command, environment))
+            for name, (command, variables) in commands.items():
+                times[name].append(seconds(command, variables))
         yardstick = statistics.median(times['python -c "import duckdb"'])
         print(f"\n{'command':<40} {'median s':>9} {'min s':>7} {'x import duckdb':>16}")
         for name, values in times.items():
