@@ -2,8 +2,9 @@
 
 For each count, a landing folder of that many one-row CSV files of the demo's ``orders``
 source is written, then ``flowerpower pipeline run bronze`` ingests them into an empty
-lake; the script prints the run's wall time, files per second and peak memory (the child's
-max RSS), and checks every row landed.
+lake, run again (as cron would) while files wait (``max_files_per_run`` in bronze.yml);
+the script prints the runs, their wall time, files per second and the peak memory of the
+largest run (the children's max RSS), and checks every row landed.
 
     python bench/bench_many_files.py --files 10000 200000
 """
@@ -60,19 +61,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, nargs="+", default=[10_000, 200_000])
     args = parser.parse_args()
-    print(f"{'files':>9} {'seconds':>9} {'files/s':>9} {'peak MiB':>9}")
+    print(f"{'files':>9} {'runs':>5} {'seconds':>9} {'files/s':>9} {'peak MiB':>9}")
     for count in sorted(args.files):
         work = Path(tempfile.mkdtemp(prefix="bench_many_files_"))
         try:
             land(work / "landing" / "orders", count)
-            seconds, peak = ingest(work)
-            landed = pl.from_arrow(
-                DeltaTable(str(work / "lake" / "bronze" / "orders")).to_pyarrow_table(
-                    columns=["o_orderkey"]
-                )
-            )
-            assert landed.height == count, f"{landed.height} rows of {count} landed"
-            print(f"{count:>9,} {seconds:>9.1f} {count / seconds:>9,.0f} {peak:>9,.0f}")
+            runs, seconds, peak, landed = 0, 0.0, 0.0, 0
+            while landed < count and runs < 100:
+                took, peak = ingest(work)
+                runs, seconds = runs + 1, seconds + took
+                table = DeltaTable(str(work / "lake" / "bronze" / "orders"))
+                landed = pl.from_arrow(table.to_pyarrow_table(columns=["o_orderkey"])).height
+            assert landed == count, f"{landed} rows of {count} landed"
+            rate = count / seconds
+            print(f"{count:>9,} {runs:>5} {seconds:>9.1f} {rate:>9,.0f} {peak:>9,.0f}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -32,6 +32,8 @@ integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.p
 
 SETTLE_SECONDS = Seconds(5)  # a landing file unchanged this long is complete (bronze.yml)
 TASK_BYTES = Positive(32 * 1024 * 1024)  # landed bytes per staging task (bronze.yml task_bytes)
+MAX_FILES_PER_RUN = Positive(100_000)  # new landing files one run takes (bronze.yml)
+PLAN_NAMES = 20  # file names a plan shows per source
 
 
 def lake(lake_root: str) -> Location:
@@ -133,14 +135,28 @@ def run_mode(
     return mode
 
 
-def files_to_ingest(new_landing_files: list[LandingFile], run_mode: RunMode) -> list[LandingFile]:
-    """The files this run ingests. In plan mode, none: what would be ingested is only logged."""
+def files_to_ingest(
+    new_landing_files: list[LandingFile],
+    run_mode: RunMode,
+    max_files_per_run: Positive = MAX_FILES_PER_RUN,
+) -> list[LandingFile]:
+    """The files this run ingests: the oldest ``max_files_per_run`` new ones (a drop of more
+    files is taken over several runs, each committed: memory stays bounded, and a stopped
+    run loses only its own part). In plan mode, none: what would be ingested is logged."""
     if not run_mode.plan:
-        return new_landing_files
+        taken = landing_files.oldest(new_landing_files, max_files_per_run)
+        if len(taken) < len(new_landing_files):
+            logger.info(
+                f"bronze: {len(new_landing_files) - len(taken):,} more new landing files wait "
+                f"for the next run (max_files_per_run {max_files_per_run:,})"
+            )
+        return taken
     for source, files in landing_files.by_source(new_landing_files).items():
         size = sum(f.size for f in files)
         rows = sum(landing_files.estimate_rows(f) for f in files)
-        names = ", ".join(f.name for f in files)
+        names = ", ".join(f.name for f in files[:PLAN_NAMES])
+        if len(files) > PLAN_NAMES:
+            names += f" and {len(files) - PLAN_NAMES:,} more"
         logger.info(
             f"PLAN bronze/{source}: {len(files)} files, {size:,} bytes, ~{rows:,} rows: {names}"
         )

@@ -7,6 +7,8 @@ A dataset of another shape than TPC-H: sensor readings, one small CSV per sensor
 
 from __future__ import annotations
 
+import os
+
 import polars as pl
 import pytest
 import yaml
@@ -82,28 +84,56 @@ def test_task_bytes_of_one_gives_each_file_its_own_task_and_parquet_file(sensors
     assert table.to_pyarrow_table().num_rows == 300
 
 
+def _one_row_files(house, count: int) -> list[str]:
+    """``count`` one-row sensor files, landed one after the other (oldest first)."""
+    house.switch_demo(False)
+    (house.project / "conf" / "datasets" / "sensors.yml").write_text(yaml.safe_dump(DECLARATION))
+    folder = house.landing / "readings"
+    folder.mkdir(parents=True)
+    for n in range(count):
+        path = folder / f"r_{n:05d}.csv"
+        path.write_text(f"sensor,taken_at,celsius\ns{n},2040-05-01T00:00:00,{n % 50}.5\n")
+        os.utime(path, (1_900_000_000 + n, 1_900_000_000 + n))  # landed in name order
+    return [f"s{n}" for n in range(count)]
+
+
+def _recorded(house) -> int:
+    known = delta.app_transactions(Location.from_uri(str(house.lake / "bronze" / "readings")))
+    return len([app for app in known if app.startswith("file:readings/")])
+
+
 def test_a_drop_of_many_small_files_lands_whole_in_one_parquet_file_per_task(lakehouse):
     """More files than a task gathers at once (512): every file's rows land, in file order,
-    each file recorded on its own, one Parquet file for the task. Sensor readings again,
-    this time one row per file."""
-    lakehouse.switch_demo(False)
-    (lakehouse.project / "conf" / "datasets" / "sensors.yml").write_text(
-        yaml.safe_dump(DECLARATION)
-    )
-    folder = lakehouse.landing / "readings"
-    folder.mkdir(parents=True)
-    count = 1_300
-    for n in range(count):
-        (folder / f"r_{n:05d}.csv").write_text(
-            f"sensor,taken_at,celsius\ns{n},2040-05-01T00:00:00,{n % 50}.5\n"
-        )
+    each file recorded on its own, one Parquet file for the task."""
+    sensors = _one_row_files(lakehouse, 1_300)
     lakehouse.run("bronze")
     table = bronze(lakehouse)
     rows = pl.from_arrow(table.to_pyarrow_table())
-    assert rows["sensor"].to_list() == [f"s{n}" for n in range(count)]  # all, in file order
-    assert rows["_source_file"].n_unique() == count
+    assert rows["sensor"].to_list() == sensors  # all, in file order
+    assert rows["_source_file"].n_unique() == len(sensors)
     assert len(table.file_uris()) == 1  # one task (task_bytes), one Parquet file
-    known = delta.app_transactions(Location.from_uri(str(lakehouse.lake / "bronze" / "readings")))
-    assert len([app for app in known if app.startswith("file:readings/")]) == count
+    assert _recorded(lakehouse) == len(sensors)
     lakehouse.run("bronze")  # nothing new
     assert bronze(lakehouse).version() == table.version()
+
+
+def test_a_drop_larger_than_a_run_takes_lands_over_runs_oldest_first(lakehouse):
+    """``max_files_per_run``: each run commits the oldest files it took; the rest wait for
+    the next run, which goes on where the last one stopped, and nothing lands twice."""
+    sensors = _one_row_files(lakehouse, 1_300)
+    lakehouse.configure("bronze", max_files_per_run=500)
+    landed, said = [], []
+    for _ in range(3):
+        done = lakehouse.cli("bronze")
+        assert done.returncode == 0, done.stderr
+        rows = pl.from_arrow(bronze(lakehouse).to_pyarrow_table())
+        landed.append(rows.height)
+        assert sorted(rows["sensor"].to_list(), key=sensors.index) == sensors[: rows.height]
+        said.append(done.stderr)
+    assert landed == [500, 1_000, 1_300]
+    assert "800 more new landing files wait for the next run (max_files_per_run 500)" in said[0]
+    assert "more new landing files wait" not in said[2]
+    assert _recorded(lakehouse) == 1_300
+    version = bronze(lakehouse).version()
+    lakehouse.run("bronze")
+    assert bronze(lakehouse).version() == version

@@ -151,6 +151,14 @@ def by_source(files: list[LandingFile]) -> dict[str, list[LandingFile]]:
     return grouped
 
 
+def oldest(files: list[LandingFile], count: int) -> list[LandingFile]:
+    """The ``count`` files landed first (by modification time, then source and name), all of
+    them when there are no more."""
+    if len(files) <= count:
+        return files
+    return sorted(files, key=lambda f: (f.modified or 0.0, f.source, f.name))[:count]
+
+
 def estimate_rows(file: LandingFile) -> int:
     """Rows in a landing file without typing it: Parquet's footer, else lines (less the CSV
     header); 0 for a file that cannot be read."""
