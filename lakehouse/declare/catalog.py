@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 import yaml
 
 from lakehouse.core import names
-from lakehouse.core.settings import did_you_mean, read_yaml
+from lakehouse.core.settings import read_yaml
+from lakehouse.core.shapes import did_you_mean
 from lakehouse.declare import models
 from lakehouse.declare.declaration import DeclarationError, Entity, check_columns_exist, table
 

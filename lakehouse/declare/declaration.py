@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from lakehouse.core import names
-from lakehouse.core.settings import did_you_mean
+from lakehouse.core.shapes import did_you_mean
 from lakehouse.declare import models
 from lakehouse.declare.models import DeclarationError
 

@@ -37,7 +37,7 @@ from loguru import logger
 from sqlglot import exp
 
 from lakehouse.core import sqltext
-from lakehouse.core.settings import did_you_mean
+from lakehouse.core.shapes import did_you_mean
 from lakehouse.declare import mart_query
 from lakehouse.declare.declaration import DeclarationError, Entity
 

@@ -3,7 +3,6 @@ how secrets are kept out of messages (see the package's docstring)."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import re
@@ -12,6 +11,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import pyarrow as pa
+
+from lakehouse.core.shapes import did_you_mean
 
 BATCH_ROWS = 100_000  # rows per Arrow record batch a plugin streams
 
@@ -68,10 +69,8 @@ class Plugin:
         allowed = {"format", *self.keys}
         for key in self.spec:
             if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise PluginError(
-                    f"{where}: {self.format} does not take {key!r}{hint} "
+                    f"{where}: {self.format} does not take {key!r}{did_you_mean(key, allowed)} "
                     f"(keys: {', '.join(sorted(allowed))})"
                 )
         for key in self.required:

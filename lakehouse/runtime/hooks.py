@@ -69,7 +69,8 @@ def load(project_dir: Path) -> list[tuple[ModuleType, dict]]:
 
 def _checked(module: ModuleType, given, where: str) -> dict:
     """A hook's settings, checked against the ``SETTINGS`` (name: type) its module declares."""
-    from lakehouse.core.settings import ConfigError, conformed, did_you_mean
+    from lakehouse.core.settings import ConfigError, conformed
+    from lakehouse.core.shapes import did_you_mean
 
     if not isinstance(given, dict):
         raise ConfigError(f"{where}: expected a mapping of settings, got {given!r}")
