@@ -4,9 +4,9 @@ Upstream: the ``sources`` in YAML (lakehouse.io): files under ``landing_root/<so
 or a ``uri`` (CSV, JSON lines, Parquet), or tables (PostgreSQL, DuckDB, Delta) read by watermark.
 Outputs: ``lake_root/bronze/<source>``, append-only, the landed columns (CSV as text) plus
 ``_source_file``, ``_ingested_at`` and ``_run_id``. One Hamilton task per batch of a
-source's files stages their rows; one commit per table adds them with the file watermark
-(``lakehouse/layers/bronze/``: ``landing_files`` finds the new files, ``ingest`` stages
-and commits them).
+source's files stages their rows; the driver commits each task's files with their file
+watermarks as the task returns (``lakehouse/layers/bronze/``: ``landing_files`` finds the
+new files, ``ingest`` stages them, ``commit`` commits them).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from lakehouse.core.runs import run_mode as parse_run_mode
 from lakehouse.core.settings import Positive, Seconds
 from lakehouse.core.storage import Location
 from lakehouse.declare import catalog
-from lakehouse.layers.bronze import ingest, landing_files, pull
+from lakehouse.layers.bronze import commit, ingest, landing_files, pull
 from lakehouse.layers.bronze.landing_files import LandingFile
 from lakehouse.runtime import integration
 
@@ -141,8 +141,8 @@ def files_to_ingest(
     max_files_per_run: Positive = MAX_FILES_PER_RUN,
 ) -> list[LandingFile]:
     """The files this run ingests: the oldest ``max_files_per_run`` new ones (a drop of more
-    files is taken over several runs, each committed: memory stays bounded, and a stopped
-    run loses only its own part). In plan mode, none: what would be ingested is logged."""
+    files is taken over several runs, each committed: memory stays bounded). In plan mode,
+    none: what would be ingested is logged."""
     if not run_mode.plan:
         taken = landing_files.oldest(new_landing_files, max_files_per_run)
         if len(taken) < len(new_landing_files):
@@ -167,18 +167,31 @@ def files_to_ingest(
 
 def file_batch(
     files_to_ingest: list[LandingFile], task_bytes: Positive = TASK_BYTES
-) -> Parallelizable[list[LandingFile]]:
+) -> Parallelizable[landing_files.Batch]:
     """One task per batch of a source's landing files, up to ``task_bytes`` landed (a bigger
     file alone): a day's small drops share a task and a Parquet file."""
     yield from landing_files.batches(files_to_ingest, task_bytes)
 
 
 def staged_files(
-    file_batch: list[LandingFile], run_id: str, ingested_at: datetime, max_rows_per_commit: Positive
-) -> list[ingest.StagedFile | ingest.BadFile]:
+    file_batch: landing_files.Batch,
+    run_id: str,
+    ingested_at: datetime,
+    max_rows_per_commit: Positive,
+    on_bad_file: str,
+) -> commit.StagedBatch:
     """The batch's rows with lineage columns, staged as Parquet in their bronze table (or,
-    for a file that cannot be read as its format promises, why not)."""
-    return ingest.stage(file_batch, run_id, ingested_at, max_rows_per_commit)
+    for a file that cannot be read as its format promises, why not). The driver commits
+    them as the task returns, unless ``on_bad_file`` is ``fail`` (then all at the end)."""
+    outcomes = ingest.stage(file_batch.files, run_id, ingested_at, max_rows_per_commit)
+    return commit.StagedBatch(
+        outcomes,
+        file_batch.table,
+        file_batch.position,
+        run_id,
+        max_rows_per_commit,
+        early=on_bad_file == "skip",
+    )
 
 
 def pulled_tables(
@@ -205,28 +218,30 @@ def pulled_tables(
 
 
 def bronze_tables(
-    staged_files: Collect[list[ingest.StagedFile | ingest.BadFile]],
+    staged_files: Collect[commit.StagedBatch],
     pulled_tables: list[WriteResult],
     lake: Location,
     run_id: str,
-    max_rows_per_commit: Positive,
     on_bad_file: str,
 ) -> list[WriteResult]:
     """This run's staged files committed to their bronze tables with their file watermarks,
-    at most ``max_rows_per_commit`` rows a commit so that silver batches stay bounded.
+    at most ``max_rows_per_commit`` rows a commit so that silver batches stay bounded: most
+    already by the driver as their task returned (``lakehouse.layers.bronze.commit``), the
+    rest here, in the same order.
 
     Unreadable files stay where they are. ``on_bad_file: skip`` records them in
     ``_quarantine/_files`` and loads the rest; ``fail`` commits nothing and says which."""
-    outcomes = [outcome for batch in staged_files for outcome in batch]
-    bad = [o for o in outcomes if isinstance(o, ingest.BadFile)]
-    staged = [o for o in outcomes if isinstance(o, ingest.StagedFile)]
+    batches = sorted(staged_files, key=lambda b: (b.lane, b.position))
+    bad = [b for batch in batches for b in batch.bad]
     if on_bad_file not in ("skip", "fail"):
-        ingest.discard(staged)
+        for batch in batches:
+            batch.discard()
         raise ValueError(
             f"conf/pipelines/bronze.yml run.config.on_bad_file: {on_bad_file!r} is not skip or fail"
         )
     if bad and on_bad_file == "fail":
-        ingest.discard(staged)
+        for batch in batches:
+            batch.discard()
         listing = "\n  ".join(str(b) for b in bad)
         raise ValueError(
             f"bronze: {len(bad)} unreadable landing file(s), nothing committed:\n  {listing}"
@@ -237,10 +252,8 @@ def bronze_tables(
     recorded = ingest.record_bad_files(lake, bad, run_id)
     if recorded is not None:
         results.append(recorded)
-    opened = {}  # each table opened once for all its commits
-    for group in ingest.commit_groups(staged, max_rows_per_commit):
-        source = group[0].file.source
-        result = ingest.commit_staged(group[0].file.table, source, group, run_id, opened)
-        logger.debug(f"bronze: {result} ({len(group)} files)")
-        results.append(result)
+    opened: dict = {}  # each table opened once for all its commits
+    for batch in batches:
+        batch.commit(opened)  # a no-op for a batch the driver committed as it returned
+        results += batch.results or []
     return results

@@ -16,6 +16,7 @@ from deltalake import DeltaTable
 
 from lakehouse.core import delta
 from lakehouse.core.storage import Location
+from lakehouse.layers.bronze import ingest
 
 DECLARATION = {
     "sources": {"readings": {"format": "csv"}},
@@ -137,3 +138,39 @@ def test_a_drop_larger_than_a_run_takes_lands_over_runs_oldest_first(lakehouse):
     version = bronze(lakehouse).version()
     lakehouse.run("bronze")
     assert bronze(lakehouse).version() == version
+
+
+@pytest.mark.parametrize("executor", ["synchronous", "threadpool"])
+def test_a_stopped_run_keeps_the_batches_it_finished_and_the_rerun_takes_the_rest(
+    sensors, monkeypatch, executor
+):
+    """The driver commits each task's files as the task returns, in name order: a run that
+    stops at a failing task keeps the batches before it (whatever finished after it waits),
+    and the rerun lands only the rest, every file once."""
+    sensors.configure("bronze", task_bytes=1)  # one task per file
+    real_read = ingest.read_landing_file
+
+    def fail_on_hour_20(file, expected=None):
+        if file.name == "readings_020.csv":
+            raise RuntimeError("the store went away")
+        return real_read(file, expected)
+
+    monkeypatch.setattr(ingest, "read_landing_file", fail_on_hour_20)
+    with pytest.raises(RuntimeError, match="the store went away"):
+        sensors.run("bronze", executor_cfg=executor, retry={"max_retries": 0})
+
+    kept = sorted(set(sensors.table("bronze/readings")["_source_file"].to_list()))
+    names = [f"readings/readings_{hour:03d}.csv" for hour in range(30)]
+    assert kept == names[: len(kept)]  # a prefix, in name order, nothing past the failure
+    if executor == "synchronous":
+        assert kept == names[:20]
+    assert len(kept) > 0
+
+    monkeypatch.setattr(ingest, "read_landing_file", real_read)
+    sensors.run("bronze", executor_cfg=executor)
+    rows = sensors.table("bronze/readings")
+    assert rows.height == 300
+    assert rows.group_by("_source_file").len()["len"].to_list() == [10] * 30  # each file once
+    by_run = rows.group_by("_run_id").agg(pl.col("_source_file").unique().sort())
+    assert sorted(by_run["_source_file"].to_list()) == [names[: len(kept)], names[len(kept) :]]
+    assert _recorded(sensors) == 30

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from deltalake.exceptions import CommitFailedError
 
-from lakehouse.layers.bronze import ingest
+from lakehouse.layers.bronze import commit
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "pipelines"
 
@@ -26,7 +26,7 @@ def test_retry_exceptions_are_importable_transient_classes(path):
 
 def test_a_commit_whose_success_was_not_heard_is_retried_without_duplicates(lakehouse, monkeypatch):
     lakehouse.run("landing")
-    real_commit, calls = ingest.commit_staged, []
+    real_commit, calls = commit.commit_staged, []
 
     def commit_then_lose_the_answer(*args, **kwargs):
         result = real_commit(*args, **kwargs)
@@ -35,7 +35,7 @@ def test_a_commit_whose_success_was_not_heard_is_retried_without_duplicates(lake
             raise CommitFailedError("connection reset after the commit was written")
         return result
 
-    monkeypatch.setattr(ingest, "commit_staged", commit_then_lose_the_answer)
+    monkeypatch.setattr(commit, "commit_staged", commit_then_lose_the_answer)
     lakehouse.run("bronze", retry={"max_retries": 2, "retry_delay": 0.1})
     files = lakehouse.table("bronze/lineitem")["_source_file"]
     rows_per_file = lakehouse.table("bronze/lineitem").group_by("_source_file").len()
@@ -55,7 +55,7 @@ def test_a_permanent_error_is_not_retried(lakehouse, monkeypatch):
         attempts.append(1)
         raise ValueError("a bug, not a glitch")
 
-    monkeypatch.setattr(ingest, "commit_staged", broken)
+    monkeypatch.setattr(commit, "commit_staged", broken)
     with pytest.raises(RuntimeError, match="a bug, not a glitch"):
         lakehouse.run("bronze")
     assert len(attempts) == 1

@@ -30,7 +30,7 @@ from loguru import logger
 
 from lakehouse.core import runs, settings
 from lakehouse.core.storage import StoreUnavailable, is_transient
-from lakehouse.runtime import hooks, progress
+from lakehouse.runtime import commits, hooks, progress
 from lakehouse.runtime.executor_types import POLL_WAIT_SECONDS, ExecutorError, ExecutorSpec, start
 
 __all__ = ["ExecutorError", "ExecutorSpec", "install", "override", "start"]
@@ -175,7 +175,9 @@ def _run_dag(modules, config, adapter_set, name, executor, run_config) -> dict:
         driver.Builder()
         .with_modules(*modules)
         .with_config(config)
-        .with_adapters(*adapter_set.runtime_adapters, progress.TaskProgress(name))
+        .with_adapters(
+            *adapter_set.runtime_adapters, progress.TaskProgress(name), commits.CommitOnReturn()
+        )
         .enable_dynamic_execution(allow_experimental_mode=True)
         .with_local_executor(executors.SynchronousLocalTaskExecutor())
         .with_remote_executor(executor)

@@ -1,26 +1,22 @@
-"""Bronze ingestion edges: stage each new landing file as Parquet, commit them at once, record
-the files that cannot be read (which files are new: ``lakehouse.layers.bronze.landing_files``).
+"""Bronze staging: each new landing file read as its format promises and written, with
+lineage columns, as Parquet inside its bronze table; the files that cannot be read recorded
+(which files are new: ``landing_files``; committing the staged files: ``commit``).
 
-Staging writes the rows of landing files as Parquet files inside the table folder (in
-parallel, one Hamilton task per batch of a source's files, several small files to a Parquet
-file); one Delta commit per table then adds them together with the per-file transactions
-and the batch watermark. A run killed before that commit leaves only
-unreferenced Parquet files behind (removed by ``vacuum``), never half a batch.
+Staging runs in parallel, one Hamilton task per batch of a source's files, several small
+files to a Parquet file. A staged Parquet file is invisible until a commit adds it: a run
+killed before that leaves only unreferenced Parquet files behind (removed by ``vacuum``),
+never half a landing file.
 """
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable
-from deltalake.transaction import AddAction, RemoveAction, Transaction
-from loguru import logger
+from deltalake.transaction import Transaction
 
 from lakehouse.core import delta, fence
 from lakehouse.core.storage import Location
@@ -175,82 +171,6 @@ def stage(
     return outcomes
 
 
-def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
-    return pa.unify_schemas(
-        [
-            pa.schema(
-                [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in s]
-            )
-            for s in schemas
-        ]
-    )
-
-
-def commit_staged(
-    table_location: Location,
-    source: str,
-    staged: list[StagedFile],
-    run_id: str,
-    opened: dict[str, DeltaTable] | None = None,
-) -> delta.WriteResult:
-    """Add the staged files to the bronze table in one commit with their file watermarks.
-
-    ``opened``: the tables this run has committed to so far, by URI (kept up to date here),
-    so that a table taking many commits is opened once, not once per commit.
-    """
-    schema = _unified_schema([s.schema for s in staged])
-    opened = {} if opened is None else opened
-    table = opened.get(table_location.uri) or delta.ensure_table(table_location, schema)
-    opened[table_location.uri] = table
-    added = delta.add_missing_columns(table, schema)
-    if added:
-        logger.warning(f"bronze/{source}: new column(s) {', '.join(added)} added to the table")
-    table.update_incremental()
-
-    ingested = delta.app_transactions(table_location)  # one read, not a log replay per file
-    taken = {s.path for s in staged if ingested.get(s.file.app_id) == s.file.fingerprint}
-    for path in taken:  # a concurrent run committed a file of it first: the others of the
-        table_location.fs.rm(table_location.child(path).uri)  # Parquet file go next run
-    fresh = [s for s in staged if s.path not in taken]
-    if not fresh:
-        return delta.WriteResult(
-            table_location.name, table_location.uri, "append", 0, table.version()
-        )
-
-    now_ms = int(time.time() * 1000)
-    actions: list[AddAction | RemoveAction] = [
-        AddAction(path, group[0].size, {}, now_ms, True, json.dumps({"numRecords": rows}))
-        for path, group in by_parquet(fresh).items()
-        for rows in [sum(s.rows for s in group)]
-    ]
-    app_id = f"bronze:{source}"
-    batch = delta.last_batch(table, app_id) + 1
-    rows = sum(s.rows for s in fresh)
-    watermark = {"rows": rows, "files": [{"name": s.file.name, "size": s.file.size} for s in fresh]}
-    properties = delta.commit_properties(
-        app_id,
-        batch,
-        watermark,
-        run_id,
-        extra_transactions=[Transaction(s.file.app_id, s.file.fingerprint) for s in fresh],
-    )
-    delta.check_not_committed(table, properties)
-    table.create_write_transaction(actions, "append", table.schema(), commit_properties=properties)
-    table.update_incremental()
-    landed = sum(s.file.size for s in fresh)
-    return delta.WriteResult(
-        table_location.name,
-        table_location.uri,
-        "append",
-        rows,
-        table.version(),
-        rows,
-        landed,
-        files=len(fresh),
-        inputs=tuple(sorted({s.file.uri.rsplit("/", 1)[0] for s in fresh})),
-    )
-
-
 def record_bad_files(lake: Location, bad: list[BadFile], run_id: str) -> delta.WriteResult | None:
     """Record unreadable files (left where they are) in ``_quarantine/_files``, each once per
     version of the file: an app transaction per file holds the fingerprint recorded."""
@@ -287,36 +207,3 @@ def record_bad_files(lake: Location, bad: list[BadFile], run_id: str) -> delta.W
     )
     version = delta.append(location, rows, properties)
     return delta.WriteResult(location.name, location.uri, "append", len(new), version)
-
-
-def by_parquet(staged: list[StagedFile]) -> dict[str, list[StagedFile]]:
-    """Staged landing files by the Parquet file holding their rows."""
-    files: dict[str, list[StagedFile]] = {}
-    for s in staged:
-        files.setdefault(s.path, []).append(s)
-    return files
-
-
-def discard(staged: list[StagedFile]) -> None:
-    """Remove staged Parquet files that will not be committed."""
-    for path, group in by_parquet(staged).items():
-        group[0].file.table.fs.rm(group[0].file.table.child(path).uri)
-
-
-def commit_groups(staged: list[StagedFile], max_rows: int) -> list[list[StagedFile]]:
-    """Staged files grouped per table into commits of at most ``max_rows`` rows each (a
-    Parquet file larger than that gets a commit of its own), in file-name order; the files
-    sharing a Parquet file are always in the same commit."""
-    groups: list[list[StagedFile]] = []
-    current: list[StagedFile] = []
-    held = 0  # rows in ``current``
-    parquets = sorted(by_parquet(staged).values(), key=lambda g: (g[0].file.source, g[0].file.name))
-    for parquet in parquets:
-        source, rows = parquet[0].file.source, sum(s.rows for s in parquet)
-        same_table = current and current[0].file.source == source
-        if current and (not same_table or held + rows > max_rows):
-            groups.append(current)
-            current, held = [], 0
-        current += parquet
-        held += rows
-    return groups + ([current] if current else [])

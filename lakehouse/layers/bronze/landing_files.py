@@ -173,7 +173,20 @@ def estimate_rows(file: LandingFile) -> int:
     return max(0, data.count(b"\n") - (file.format == "csv"))
 
 
-def batches(files: list[LandingFile], max_bytes: int) -> list[list[LandingFile]]:
+@dataclass(frozen=True)
+class Batch:
+    """Landing files of one source that one task stages. ``position``: the batch's place
+    among this run's batches of its source, in name order (the order of their commits)."""
+
+    files: list[LandingFile]
+    position: int
+
+    @property
+    def table(self) -> Location:
+        return self.files[0].table
+
+
+def batches(files: list[LandingFile], max_bytes: int) -> list[Batch]:
     """``files`` cut into batches of one source each, in name order, of at most ``max_bytes``
     landed (a bigger file makes a batch alone)."""
     cut: list[list[LandingFile]] = []
@@ -185,7 +198,13 @@ def batches(files: list[LandingFile], max_bytes: int) -> list[list[LandingFile]]
         else:
             cut.append([file])
             held = file.size
-    return cut
+    positions: dict[str, int] = {}
+    numbered = []
+    for batch in cut:
+        position = positions.get(batch[0].source, 0)
+        positions[batch[0].source] = position + 1
+        numbered.append(Batch(batch, position))
+    return numbered
 
 
 def bad_files_location(lake: Location) -> Location:
