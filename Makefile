@@ -16,9 +16,6 @@ SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --locked --inexact --quiet
 STARTUP := $(BIN)/python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'lakehouse-startup.pth').write_text('import lakehouse_startup\n')"
 # FlowerPower's default level (CRITICAL) hides even a broken YAML: show errors and progress.
 export FP_LOG_LEVEL ?= INFO
-# Hamilton imports pandas, Dask and other libraries' extensions on its first import unless
-# told not to; the pipelines use none of them (0.5 s of every command). See docs/configuration.md.
-export HAMILTON_AUTOLOAD_EXTENSIONS ?= 0
 
 .PHONY: run test test-slow system-deps dags docs install install-dev lock bench lint clean
 

@@ -9,9 +9,10 @@ project, ``.venv`` and the lake under ``data/`` included. That cost 3-5 s of eve
 grew with the lake. Syncing a local folder into itself copies nothing, so for that case the
 sync is skipped; a project on remote storage is synced as before.
 
-It also takes an empty ``FP_LOG_LEVEL`` (an env file's ``FP_LOG_LEVEL=``) for an unset one,
-the default level, where FlowerPower would fail every run on it, and silences Hamilton's
-warning that ``disable_telemetry`` (which FlowerPower calls) will be deprecated.
+It also turns off Hamilton's extension autoloading, takes an empty ``FP_LOG_LEVEL`` (an env
+file's ``FP_LOG_LEVEL=``) for an unset one, the default level, where FlowerPower would fail
+every run on it, and silences Hamilton's warning that ``disable_telemetry`` (which
+FlowerPower calls) will be deprecated.
 
 Only the ``flowerpower`` command is touched (other interpreters return at once), and the
 module it imports is one the command imports anyway.
@@ -44,6 +45,10 @@ def install() -> None:
     # FlowerPower calls Hamilton's disable_telemetry() on import, a no-op that warns on every
     # run that it "will be deprecated": nothing a user of this project can act on
     logging.getLogger("hamilton.dev_utils.deprecation").setLevel(logging.ERROR)
+    # Hamilton imports an extension for every library it finds installed (Dask's imports
+    # dask.dataframe: 0.3 s of every run) for decorators on dataframes this project does not
+    # use; the pipelines' tests run with the same setting (tests/conftest.py)
+    os.environ.setdefault("HAMILTON_AUTOLOAD_EXTENSIONS", "0")
     try:
         from fsspeckit.core.filesystem.cache import MonitoredSimpleCacheFileSystem
     except ImportError:  # not the FlowerPower this project pins: leave it alone

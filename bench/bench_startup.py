@@ -6,6 +6,9 @@ Three commands in turn (A B C A B C ...), each a fresh process, on a lake made o
 - the same with no bytecode to read (``PYTHONPYCACHEPREFIX`` pointed at an empty folder and
   ``PYTHONDONTWRITEBYTECODE=1``: what every run pays where an install did not compile it and
   the environment may not write it, as in many container images);
+- ``python -c "import flowerpower.cli"``: what the ``flowerpower`` command imports before it
+  reads a project (FlowerPower, Hamilton, fsspeckit; Hamilton's extensions off, as the
+  command has them), the floor of any ``flowerpower pipeline run``;
 - ``python -c "import duckdb"``, the yardstick.
 
     python bench/bench_startup.py --rounds 5
@@ -49,6 +52,10 @@ def main() -> None:
     commands = {
         "status, bytecode compiled at install": (status, env),
         "status, no bytecode": (status, uncompiled),
+        'python -c "import flowerpower.cli"': (
+            [sys.executable, "-c", "import flowerpower.cli"],
+            {**env, "HAMILTON_AUTOLOAD_EXTENSIONS": "0"},
+        ),
         'python -c "import duckdb"': ([sys.executable, "-c", "import duckdb"], env),
     }
     try:

@@ -1,6 +1,7 @@
 """The environment of a project run into a scratch folder: every path the project's YAML
 takes from the environment (landing zone, lake, marts file, lock files) under ``work``,
-FlowerPower quiet and Hamilton's extension autoload off. For the bench scripts."""
+FlowerPower quiet. For the bench scripts (the ``flowerpower`` command turns Hamilton's
+extension autoloading off itself: ``lakehouse_startup.py``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ def environment(work: Path, **extra: str) -> dict[str, str]:
         "LAKE_ROOT": str(work / "lake"),
         "MARTS_DUCKDB": str(work / "marts.duckdb"),
         "LOCK_DIR": str(work / "locks"),
-        "HAMILTON_AUTOLOAD_EXTENSIONS": "0",
         "FP_LOG_LEVEL": "WARNING",
         **extra,
     }

@@ -1,10 +1,16 @@
 """Shared fixtures: a copy of the project with its lake and landing zone in a temp folder."""
 
+# ruff: noqa: E402
 from __future__ import annotations
+
+import os
+
+# The flowerpower command runs with Hamilton's extension autoloading off (lakehouse_startup.py);
+# so do the runs these tests make in process. It holds from Hamilton's first import on.
+os.environ.setdefault("HAMILTON_AUTOLOAD_EXTENSIONS", "0")
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess

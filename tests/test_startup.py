@@ -8,6 +8,7 @@ which ``make install`` writes) makes that sync a no-op when the cache is the fol
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -70,20 +71,31 @@ def test_only_the_flowerpower_command_is_patched(tmp_path, monkeypatch):
 
 def test_the_installed_environment_patches_the_flowerpower_command(tmp_path):
     """``make install`` wrote lakehouse-startup.pth: any program named ``flowerpower`` run
-    by this environment's interpreter starts with the patch in place."""
+    by this environment's interpreter starts with the patch in place, and with Hamilton's
+    extension autoloading off (Dask's would import dask.dataframe) unless the environment
+    turns it on."""
     program = tmp_path / "flowerpower"
     program.write_text(
         textwrap.dedent(
             """
+            import sys
             from fsspeckit.core.filesystem.cache import MonitoredSimpleCacheFileSystem
+            import hamilton.function_modifiers
             print(MonitoredSimpleCacheFileSystem.sync_cache.__module__)
+            print("dask.dataframe" in sys.modules)
             """
         )
     )
+    env = {k: v for k, v in os.environ.items() if k != "HAMILTON_AUTOLOAD_EXTENSIONS"}
     shown = subprocess.run(
-        [sys.executable, str(program)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert shown == "lakehouse_startup"
+        [sys.executable, str(program)], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
+    assert shown == ["lakehouse_startup", "False"]
+    env["HAMILTON_AUTOLOAD_EXTENSIONS"] = "1"
+    shown = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
+    assert shown == ["lakehouse_startup", "True"]  # Dask is installed: its extension loads
 
 
 def test_pipelines_that_need_no_duckdb_do_not_import_it():
