@@ -1,5 +1,5 @@
-"""Benchmark: bronze and gold fanned out on a Dask cluster of separate processes, the lake on
-S3, against synchronous runs, measured side by side in one session.
+"""Benchmark: bronze, silver and gold fanned out on a Dask cluster of separate processes, the
+lake on S3, against synchronous runs, measured side by side in one session.
 
 A moto S3 server on 127.0.0.1 holds the landing zone and one lake per configuration. The
 demo lands ``--days`` days of TPC-H at ``--scale-factor`` once; then, for each
@@ -7,8 +7,7 @@ configuration (synchronous; a Dask scheduler with 1 worker; with 2 workers; each
 separate ``dask worker`` process with one thread, the storage credentials in its own
 environment), bronze, silver and gold run as ``flowerpower pipeline run`` processes into an
 empty lake, ``--rounds`` times, alternating configurations. Printed: median seconds of
-bronze and gold per configuration and the ratio to synchronous (silver runs in the driver
-on every configuration and is shown for scale).
+each layer per configuration and its ratio to synchronous.
 
     python bench/bench_dask_s3.py --scale-factor 0.1 --days 60 [--rounds 2]
 """
@@ -61,7 +60,7 @@ def project_copy(root: Path) -> Path:
 
 
 def set_executor(project: Path, executor: dict) -> None:
-    for layer in ("bronze", "gold"):
+    for layer in ("bronze", "silver", "gold"):
         path = project / "conf" / "pipelines" / f"{layer}.yml"
         spec = yaml.safe_load(path.read_text())
         spec["run"]["executor"] = executor
@@ -161,16 +160,18 @@ def main() -> None:
             f"\nTPC-H SF {args.scale_factor}, {args.days} days on S3 (moto, 127.0.0.1), "
             f"medians of {args.rounds} rounds, each run a flowerpower process:\n"
         )
-        columns = "bronze s | gold s | silver s (driver) | bronze vs sync | gold vs sync"
+        layers = ("bronze", "silver", "gold")
+        columns = " | ".join(
+            [f"{layer} s" for layer in layers] + [f"{layer} vs sync" for layer in layers]
+        )
         print(f"| configuration | {columns} |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- |" + " ---: |" * 2 * len(layers))
         sync = {layer: statistics.median(t) for layer, t in times["synchronous"].items()}
         for name in CONFIGS:
             med = {layer: statistics.median(t) for layer, t in times[name].items()}
-            print(
-                f"| {name} | {med['bronze']:.1f} | {med['gold']:.1f} | {med['silver']:.1f} | "
-                f"{med['bronze'] / sync['bronze']:.2f}x | {med['gold'] / sync['gold']:.2f}x |"
-            )
+            cells = [f"{med[layer]:.1f}" for layer in layers]
+            cells += [f"{med[layer] / sync[layer]:.2f}x" for layer in layers]
+            print(f"| {name} | " + " | ".join(cells) + " |")
     finally:
         for process in processes:
             process.terminate()

@@ -3,12 +3,15 @@
 Upstream: ``lake_root/bronze/<source>`` of each entity declared in ``conf/datasets/*.yml``
 (read through its change data feed, only the versions not yet processed). Outputs:
 ``lake_root/silver/<entity>`` (one row per business key, partitioned as declared) and
-``lake_root/_quarantine/<entity>`` (rejected rows with rule and reason). Entities with a
-parent are refreshed after it, so orphans are judged against the parent's latest rows.
+``lake_root/_quarantine/<entity>`` (rejected rows with rule and reason). Each pending
+batch is a task on the configured executor (read, type, check, deduplicate); the driver
+commits them, an entity's batches in order and after its parent's, so orphans are judged
+against the parent's latest rows (``lakehouse/layers/silver/work.py``).
 """
 
 from __future__ import annotations
 
+from hamilton.htypes import Collect, Parallelizable
 from loguru import logger
 
 from lakehouse.core import settings
@@ -18,7 +21,7 @@ from lakehouse.core.runs import run_mode as parse_run_mode
 from lakehouse.core.settings import Positive
 from lakehouse.core.storage import Location
 from lakehouse.declare import catalog
-from lakehouse.layers.silver import silver
+from lakehouse.layers.silver import silver, work
 from lakehouse.layers.silver.plan import Watermark
 from lakehouse.layers.silver.quarantine import Policy
 from lakehouse.runtime import integration
@@ -74,7 +77,35 @@ def silver_run(
     )
 
 
-def silver_tables(silver_run: silver.SilverRun, datasets: catalog.Catalog) -> list[WriteResult]:
+def batch_work(
+    silver_run: silver.SilverRun, datasets: catalog.Catalog
+) -> Parallelizable[work.BatchWork]:
+    """One task per pending batch of every entity, parents first, in an incremental run (the
+    default, and a catch-up of many batches); none in a plan, backfill, full refresh or
+    replay, which run in the driver (``silver_tables``)."""
+    if not work.incremental(silver_run.mode):
+        return
+    yield from work.planned(
+        datasets.in_dependency_order(),
+        silver_run.lake,
+        silver_run.run_id,
+        silver_run.max_cells_per_batch,
+        silver_run.watermark,
+        silver_run.policy,
+    )
+
+
+def prepared_batch(batch_work: work.BatchWork) -> work.PreparedBatch:
+    """The batch's bronze rows read, typed, checked and deduplicated, on a worker; the driver
+    commits it as the task returns (``lakehouse.layers.silver.work``)."""
+    return work.prepare(batch_work)
+
+
+def silver_tables(
+    prepared_batch: Collect[work.PreparedBatch],
+    silver_run: silver.SilverRun,
+    datasets: catalog.Catalog,
+) -> list[WriteResult]:
     """Every declared entity brought up to date, parents first: what this run wrote to
     silver and quarantine."""
     entities = datasets.in_dependency_order()
@@ -85,6 +116,11 @@ def silver_tables(silver_run: silver.SilverRun, datasets: catalog.Catalog) -> li
             f"silver: bronze/{name} has no silver entity (declare one with source: {name} "
             "in conf/datasets/*.yml): its rows go no further"
         )
+    if work.incremental(silver_run.mode):
+        prepared = list(prepared_batch)
+        if prepared:
+            logger.info(f"silver: {work.where_prepared(prepared)}")
+        return work.committed(prepared)
     results = []
     for entity in entities:
         results += silver_run.refresh(entity)  # its parent's keys read once it has rows

@@ -63,13 +63,20 @@ def differences(expected: dict[str, pl.DataFrame], actual: dict[str, pl.DataFram
 
 
 class Harness:
-    """A project copy, a landing zone with ``days`` days, and the layers to crash-test."""
+    """A project copy, a landing zone with ``days`` days, and the layers to crash-test;
+    ``start_from``: a lake every run starts from (a copy of it), else an empty one."""
 
     def __init__(
-        self, project: Path, landing: Path, work: Path, layers=("bronze", "silver", "gold")
+        self,
+        project: Path,
+        landing: Path,
+        work: Path,
+        layers=("bronze", "silver", "gold"),
+        start_from: Path | None = None,
     ):
         self.project, self.landing, self.work = project, landing, work
         self.layers = list(layers)
+        self.start_from = start_from
         daily = yaml.safe_load((project / "conf" / "pipelines" / "daily.yml").read_text())
         self.daily_config = {
             **daily["run"]["config"],
@@ -120,8 +127,14 @@ class Harness:
             child.wait()
             return True
 
-    def trial(self, reference: dict[str, pl.DataFrame], lake: Path, kill_after: float) -> Trial:
+    def fresh(self, lake: Path) -> None:
+        """``lake`` as a run starts it: empty, or a copy of ``start_from``."""
         shutil.rmtree(lake, ignore_errors=True)
+        if self.start_from is not None:
+            shutil.copytree(self.start_from, lake)
+
+    def trial(self, reference: dict[str, pl.DataFrame], lake: Path, kill_after: float) -> Trial:
+        self.fresh(lake)
         killed = self.kill_at(lake, kill_after)
         self.run(lake)
         return Trial(kill_after, killed, differences(reference, lake_tables(lake)))

@@ -29,7 +29,7 @@ def test_a_run_that_planned_a_batch_another_run_committed_is_refused(lakehouse):
 
     from lakehouse.core.runs import RunMode
     from lakehouse.core.storage import Location
-    from lakehouse.layers.silver import batch, plan, silver
+    from lakehouse.layers.silver import plan, silver, work
 
     lakehouse.configure("landing", defect_rate=0.05)
     lakehouse.run("landing")
@@ -41,7 +41,8 @@ def test_a_run_that_planned_a_batch_another_run_committed_is_refused(lakehouse):
     silver.refresh(orders, lake, "run-a", 250_000, RunMode())  # run A does batch 1
     before = {t: lakehouse.table(t).height for t in ("silver/orders", "_quarantine/orders")}
     with pytest.raises(CommitFailedError, match="already committed"):
-        batch.process(
-            orders, planned_by_b, lake, "silver:orders", "run-b", None, silver.DEFAULT_POLICY
+        stale = work.BatchWork(
+            orders, planned_by_b, lake, "run-b", silver.DEFAULT_POLICY, 0, True, (), 0
         )
+        work.run_in_driver([stale])
     assert {t: lakehouse.table(t).height for t in before} == before

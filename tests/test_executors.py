@@ -136,8 +136,8 @@ def test_daily_gives_the_same_tables_on_every_executor(lakehouse, reference, exe
         _daily_twice(lakehouse, executor)
     assert _rows(lakehouse) == reference
     expected = _yaml_executor_types(lakehouse) if executor is None else {executor["type"]}
-    # only the layers with tasks to distribute start an executor: bronze and gold, twice
-    assert len(started) == 2 * 2
+    # only the layers with tasks to distribute start an executor: bronze, silver, gold, twice
+    assert len(started) == 3 * 2
     assert set(started) == expected
     if executor and executor["type"] in ("dask", "ray"):
         assert sockets.seen, "no server of the cluster was seen listening"
@@ -148,7 +148,7 @@ def _yaml_executor_types(lakehouse) -> set[str]:
     folder = lakehouse.project / "conf" / "pipelines"
     return {
         yaml.safe_load((folder / f"{layer}.yml").read_text())["run"]["executor"]["type"]
-        for layer in ("bronze", "gold")
+        for layer in ("bronze", "silver", "gold")
     }
 
 

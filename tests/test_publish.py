@@ -304,6 +304,7 @@ while not os.path.exists(stop_file) and time.time() < deadline:
         # DuckDB 2.0 opens the file by name three times while connecting: a rename between
         # the header read and the block reads breaks that one open, which a reader retries
         print(json.dumps("torn open"), flush=True)
+        time.sleep(0.001)
         continue
     print(json.dumps([int(row[0]), int(row[1]), int(row[2]), int(row[3])]), flush=True)
 """
@@ -338,7 +339,14 @@ def test_a_duckdb_reader_sees_the_old_or_the_new_table_never_a_mix(lakehouse, si
     answers = [json.loads(line) for line in output.splitlines()]
     seen = [tuple(answer) for answer in answers if answer != "torn open"]
     assert reader.returncode == 0
-    assert len(answers) - len(seen) <= 3, "opens broken by a rename should be rare"
+    # a rename breaks the opens under way, which retry: at most one stretch of broken opens
+    # per publish (a loaded machine makes a stretch longer, not more frequent)
+    stretches = sum(
+        1
+        for before, answer in zip(["ok", *answers], answers, strict=False)
+        if answer == "torn open" and before != "torn open"
+    )
+    assert stretches <= 10, "opens broken by a rename should be rare"
     assert len(seen) > 20
     # every state a reader saw is one a publish left; a mix of two would have its min and
     # max order counts from two different bumps

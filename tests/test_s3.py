@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -274,9 +275,10 @@ def test_the_secret_key_is_in_no_log_line_and_no_ledger_row(s3_lakehouse, moto, 
 
 
 def _daily_on_a_cluster(house, executor: dict, start_cluster, expected_log: str, reference):
-    """Point bronze and gold at a cluster started as separate commands (as on other hosts),
-    run landing once and the layers twice, and compare the tables with a local run's."""
-    for layer in ("bronze", "gold"):
+    """Point bronze, silver and gold at a cluster started as separate commands (as on other
+    hosts), run landing once and the layers twice, and compare the tables with a local
+    run's; silver's batches were prepared in the cluster's processes, not the driver."""
+    for layer in ("bronze", "silver", "gold"):
         path = house.project / "conf" / "pipelines" / f"{layer}.yml"
         spec = yaml.safe_load(path.read_text())
         spec["run"]["executor"] = executor
@@ -307,6 +309,8 @@ def _daily_on_a_cluster(house, executor: dict, start_cluster, expected_log: str,
             assert done.returncode == 0, done.stderr[-3000:]
             outputs.append(done.stdout + done.stderr)
         assert expected_log in outputs[0], outputs[0][-3000:]
+        prepared = re.findall(r"silver: \d+ batches prepared in .*", outputs[0])
+        assert prepared and "(the driver)" not in prepared[0], prepared
         assert _rows(house) == reference
         assert not any(SECRET in text for text in outputs)
         ledger = house.table("_runs")

@@ -16,13 +16,15 @@ quarantine) goes through the same stages, each a function of this folder, in thi
 9. **merge** the valid rows: rows of new keys appended, the others merged on the key, in
    the batch's commit (``merge``).
 
-Stages 3-7 are ``validated``; ``process`` runs an incremental batch through all nine. The
-commits' order and app transactions make a batch exactly-once (``silver``'s docstring).
+Stages 3-7 are ``validated``: 3-5 (``checked``) need only the batch's rows and run where the
+batch is prepared, on a worker; 6-9 (``commit``) need silver's state and run in the driver,
+the tables' only writer (``lakehouse.layers.silver.work``). The commits' order and app
+transactions make a batch exactly-once (``silver``'s docstring).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import polars as pl
 from loguru import logger
@@ -32,8 +34,41 @@ from lakehouse.core.storage import Location
 from lakehouse.declare.declaration import Entity
 from lakehouse.layers.silver import checks, conform, dedup, quarantine, snapshots
 from lakehouse.layers.silver.merge import append_new, merge, split_new
-from lakehouse.layers.silver.plan import Batch, ColumnBatch, bronze_rows
+from lakehouse.layers.silver.plan import Batch, ColumnBatch
 from lakehouse.layers.silver.quarantine import Policy
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A batch through stages 3-5: one row per key, and the rows rejected so far."""
+
+    unique: pl.DataFrame
+    rejected: list[pl.DataFrame]
+
+
+def checked(raw: pl.DataFrame, entity: Entity, policy: Policy | None = None) -> Checked:
+    """Stages 3-5 (type, check, deduplicate), which need nothing but the batch's rows: they
+    run where the batch is prepared, on a worker. With ``policy`` the error budget is judged
+    (and ``fail`` raises before anything is written)."""
+    raw = snapshots.hashed(raw, entity)  # a snapshot row's hash: of the values it arrived with
+    typed, unparsed = conform.typed_rows(raw, entity)
+    kept, broken = checks.against_rules(typed, entity)
+    kept, held = checks.within_budget(raw, kept, [unparsed, broken], policy, entity)
+    unique, duplicates = dedup.deduplicated(kept, entity)
+    return Checked(unique, [unparsed, broken, held, conform.as_rejected(duplicates)])
+
+
+def with_parents(
+    rows: Checked, entity: Entity, parent_keys: pl.Series | None, policy: Policy | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Stages 6-7 (parents, partition and grain), which need the parent's rows in silver:
+    (valid rows, one per key, with their partition; rejected rows with ``_rule``, ``_reason``
+    and ``_raw``)."""
+    valid, orphans = checks.with_parents(rows.unique, entity, parent_keys, policy)
+    valid = conform.with_partition(conform.without_raw(valid), entity)
+    checks.keep_the_grain(valid, entity)
+    rejected = pl.concat([*rows.rejected, orphans], how="diagonal_relaxed")
+    return valid, rejected.drop("__row", strict=False)
 
 
 def validated(
@@ -43,21 +78,11 @@ def validated(
     policy: Policy | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(valid rows, one per key, with their partition; rejected rows with ``_rule``,
-    ``_reason`` and ``_raw``): stages 3-7. With ``policy`` the error budget is judged (and
-    ``fail`` raises before anything is written); with ``parent_keys``, orphans are found."""
-    raw = snapshots.hashed(raw, entity)  # a snapshot row's hash: of the values it arrived with
-    typed, unparsed = conform.typed_rows(raw, entity)
-    kept, broken = checks.against_rules(typed, entity)
-    kept, held = checks.within_budget(raw, kept, [unparsed, broken], policy, entity)
-    unique, duplicates = dedup.deduplicated(kept, entity)
-    valid, orphans = checks.with_parents(unique, entity, parent_keys, policy)
-    valid = conform.with_partition(conform.without_raw(valid), entity)
-    checks.keep_the_grain(valid, entity)
-    rejected = [unparsed, broken, held, conform.as_rejected(duplicates), orphans]
-    return valid, pl.concat(rejected, how="diagonal_relaxed").drop("__row", strict=False)
+    ``_reason`` and ``_raw``): stages 3-7. With ``parent_keys``, orphans are found."""
+    return with_parents(checked(raw, entity, policy), entity, parent_keys, policy)
 
 
-def process(
+def commit(
     entity: Entity,
     batch: Batch | ColumnBatch,
     lake: Location,
@@ -65,25 +90,26 @@ def process(
     run_id: str,
     parent_keys: pl.Series | None,
     policy: Policy,
-    table=None,
+    read: int,
+    diff: snapshots.Diff,
+    rows: Checked,
 ) -> list[delta.WriteResult]:
-    """One incremental batch, stages 1-9; ``table``: bronze, opened once for its batches."""
+    """Stages 6-9 of a batch whose ``read`` bronze rows were diffed and checked: parents,
+    partition and grain, then the quarantine commit and the merge commit (the driver's)."""
     bronze = lake.child("bronze", entity.source)
     target = lake.child("silver", entity.name)
     quarantined = lake.child("_quarantine", entity.name)
-    raw = bronze_rows(bronze, batch, table)
-    diff = snapshots.diff(raw, entity, target)
-    valid, rejected = validated(diff.changed, entity, parent_keys, policy)
+    valid, rejected = with_parents(rows, entity, parent_keys, policy)
     properties = delta.commit_properties(app_id, batch.number, batch.watermark, run_id)
     results = []
     if not batch.quarantined:
-        rows = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
+        found = quarantine.quarantine_rows(rejected, f"silver/{entity.name}", run_id)
         # windows overlap by the lookback; a file ingested again brings its bad rows again
-        rows = quarantine.not_yet_quarantined(quarantined, rows)
-        if rows.height:  # no rejects, no commit: a rerun finds none again
-            results.append(quarantine.append(quarantined, rows, properties))
+        found = quarantine.not_yet_quarantined(quarantined, found)
+        if found.height:  # no rejects, no commit: a rerun finds none again
+            results.append(quarantine.append(quarantined, found, properties))
     logger.debug(
-        f"silver/{entity.name}: {batch}: {raw.height} rows read{diff.described(raw.height)}, "
+        f"silver/{entity.name}: {batch}: {read} rows read{diff.described(read)}, "
         f"{valid.height} valid, {rejected.height} rejected"
     )
     fresh, known = split_new(target, entity, valid, diff.current)
@@ -91,5 +117,5 @@ def process(
         appended = append_new(target, entity, fresh, properties, run_id)
         results.append(replace(appended, inputs=(bronze.uri,)))
     merged = merge(target, entity, snapshots.with_vanished(known, diff.gone), properties)
-    results.append(replace(merged, rows_read=raw.height, inputs=(bronze.uri,)))
+    results.append(replace(merged, rows_read=read, inputs=(bronze.uri,)))
     return results

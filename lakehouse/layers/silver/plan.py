@@ -177,9 +177,20 @@ def plan_batch(
     pending = delta.last_watermark(delta.open_table(quarantine), app_id)
     if pending and pending["batch"] == done["batch"] + 1:
         return Batch(pending["batch"], done["bronze_through"], pending["bronze_through"], True)
-    sizes = _rows_per_version(bronze_table, done["bronze_through"], current)
+    return batch_after(
+        Batch(done["batch"], -1, done["bronze_through"], True), bronze_table, max_cells, entity
+    )
+
+
+def batch_after(done: Batch, bronze_table, max_cells: int, entity: Entity) -> Batch | None:
+    """The batch that follows ``done`` (committed, or planned to be before it), or None when
+    bronze has nothing after it: a run plans all its batches of an entity ahead."""
+    current = bronze_table.version()
+    if current <= done.through:
+        return None
+    sizes = _rows_per_version(bronze_table, done.through, current)
     through = _through(sizes, batch_rows(entity, max_cells), entity)
-    return Batch(done["batch"] + 1, done["bronze_through"], through, False)
+    return Batch(done.number + 1, done.through, through, False)
 
 
 def _shifted(value: str, days: int) -> str:

@@ -24,14 +24,13 @@ from lakehouse.core import delta
 from lakehouse.core.runs import RunMode
 from lakehouse.core.storage import Location
 from lakehouse.declare.declaration import Entity
-from lakehouse.layers.silver import batch, conform, rebuild
+from lakehouse.layers.silver import conform, rebuild, work
 from lakehouse.layers.silver.plan import (
     Batch,
     Watermark,
     _rows_per_version,
     bronze_rows,
     plan_batch,
-    plan_column_batch,
 )
 from lakehouse.layers.silver.quarantine import Policy
 
@@ -69,25 +68,8 @@ def refresh(
         _log_plan(entity, bronze, target, quarantined, app_id, max_cells_per_batch)
         return []
 
-    parent_keys = functools.cache(parent_keys)
-
-    def process(planned, table=None) -> list[delta.WriteResult]:
-        return batch.process(entity, planned, lake, app_id, run_id, parent_keys(), policy, table)
-
-    results = []
-    if watermark.kind == "column":
-        due = plan_column_batch(bronze, target, quarantined, app_id, watermark)
-        results = process(due) if due is not None else []
-    else:
-        done = 0
-        table = delta.open_table(bronze)  # append-only: opened once, read a batch at a time
-        while planned := plan_batch(
-            bronze, target, quarantined, app_id, max_cells_per_batch, entity, table
-        ):
-            results += process(planned, table)
-            done += 1
-            if done > 1:  # a backfill's progress; one batch is the summary's news
-                logger.info(f"silver/{entity.name}: {done} batches done ({planned})")
+    planned = work.planned([entity], lake, run_id, max_cells_per_batch, watermark, policy)
+    results = work.run_in_driver(planned)  # its parent's keys read at its first commit
     if not results:
         logger.debug(f"silver/{entity.name}: up to date")
     return results
@@ -112,7 +94,7 @@ class SilverRun:
             self.max_cells_per_batch,
             self.mode,
             self.watermark,
-            functools.partial(parent_keys, self.lake, entity),
+            functools.partial(work.parent_keys, self.lake, entity),
             self.policy,
         )
 
@@ -138,18 +120,6 @@ def _log_plan(entity, bronze, target, quarantine, app_id, max_cells) -> None:
         f"PLAN silver/{entity.name}: bronze versions {batch.after + 1}..{current}, "
         f"~{sum(rows for _, rows, _ in sizes):,} rows{partitions}"
     )
-
-
-def parent_keys(lake: Location, entity: Entity) -> pl.Series | None:
-    """The keys of the entity's parent in silver: one narrow column; None for an entity
-    without a parent."""
-    if entity.parent is None:
-        return None
-    key = entity.parent.key
-    table = delta.open_table(lake.child("silver", entity.parent.entity))
-    if table is None:
-        return pl.Series(key, [], entity.columns[entity.parent.column])
-    return delta.frame(table.to_pyarrow_dataset().to_table(columns=[key]))[key]
 
 
 def undeclared_bronze(lake: Location, declared) -> list[str]:
