@@ -118,8 +118,9 @@ def silver_tables(
         )
     if work.incremental(silver_run.mode):
         prepared = list(prepared_batch)
-        if prepared:
-            logger.info(f"silver: {work.where_prepared(prepared)}")
+        if prepared:  # news where workers did it
+            where = work.where_prepared(prepared)
+            logger.log("DEBUG" if where.endswith("(the driver)") else "INFO", f"silver: {where}")
         return work.committed(prepared)
     results = []
     for entity in entities:

@@ -41,13 +41,19 @@ class LandingFile:
 
     @property
     def app_id(self) -> str:
-        return f"file:{self.source}/{self.name}"
+        return file_app_id(self.source, self.name)
 
     @property
     def relative(self) -> str:
         """``<source>/<name>``: the file's name wherever the landing zone or project sits
         (bronze's ``_source_file``, quarantine's ``source_file`` and ``row_key``)."""
         return f"{self.source}/{self.name}"
+
+
+def file_app_id(source: str, name: str) -> str:
+    """The app transaction that records a landing file as ingested (its version: the
+    file's fingerprint)."""
+    return f"file:{source}/{name}"
 
 
 def fingerprint(info: dict) -> int:
@@ -124,23 +130,25 @@ def list_new_files(
     ingested = delta.app_transactions(table_location)
     bad = delta.app_transactions(bad_files_location(lake))
     files = []
-    for uri, name, info in listed:
-        candidate = LandingFile(
-            source,
-            uri,
-            name,
-            plugin.format,
-            info["size"],
-            fingerprint(info),
-            table_location,
-            plugin.compression,
-            required,
-            closed,
-            modified_at(info),
-        )
-        if candidate.fingerprint in (ingested.get(candidate.app_id), bad.get(candidate.app_id)):
+    for uri, name, info in listed:  # a file already taken costs a lookup, not an object
+        version, app_id = fingerprint(info), file_app_id(source, name)
+        if version in (ingested.get(app_id), bad.get(app_id)):
             continue
-        files.append(candidate)
+        files.append(
+            LandingFile(
+                source,
+                uri,
+                name,
+                plugin.format,
+                info["size"],
+                version,
+                table_location,
+                plugin.compression,
+                required,
+                closed,
+                modified_at(info),
+            )
+        )
     return files
 
 
