@@ -114,6 +114,7 @@ class Bench:
             "LANDING_ROOT": str(self.landing),
             "LAKE_ROOT": str(self.lake),
             "MARTS_DUCKDB": str(work / "project.duckdb"),
+            "LOCK_DIR": str(work / "locks"),  # not the project's: a run of its own may be going
             "BENCH_LOG": str(work / "child.log"),
             "BENCH_PEAK": str(work / "child.peak"),
             "PEER_DUCKDB": str(work / "dbt.duckdb"),
