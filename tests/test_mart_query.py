@@ -287,3 +287,15 @@ def test_a_touched_override_on_a_mart_recomputed_whole_is_refused(tmp_path, kind
     message = str(refused.value)
     assert "marts.carrier_days.touched: mart 'carrier_days' is recomputed whole (" in message
     assert "drop it" in message
+
+
+def test_a_mart_task_holds_duckdb_to_its_memory_per_task(tmp_path):
+    """gold.yml memory_per_task reaches the DuckDB connection a mart task computes in (it
+    spills beyond it rather than grow: a SF 10 backfill's gold peak 2.5 -> 1.7 GB)."""
+    from lakehouse.core.storage import Location
+    from lakehouse.layers.gold.changes import SilverSnapshot
+
+    snapshot = SilverSnapshot.open(Location.from_uri(str(tmp_path)), {}, None, "64MB")
+    limit = snapshot.con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    snapshot.close()
+    assert limit.replace(" ", "") in ("61.0MiB", "64.0MB")  # DuckDB shows it in MiB

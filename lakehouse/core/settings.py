@@ -234,6 +234,19 @@ class Positive(int):
         return cls(value)
 
 
+MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B)\s*$", re.IGNORECASE)
+
+
+def memory_size(key: str, value: str, pipeline: str) -> str:
+    """A memory size as DuckDB takes it (``500MB``, ``2GiB``); another value names the key."""
+    if not MEMORY_SIZE.match(str(value)):
+        raise ConfigError(
+            f"{CONF_DIR / pipeline}.yml run.config.{key}: {value!r} is not a memory size "
+            "such as 500MB or 2GB"
+        )
+    return str(value).strip()
+
+
 def location(key: str, value: str, pipeline: str, must_exist: bool = False) -> Location:
     """The folder configured under ``key``; empty or (with ``must_exist``) missing is an error."""
     where = f"{CONF_DIR / pipeline}.yml run.config.{key}"

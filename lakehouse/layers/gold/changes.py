@@ -37,6 +37,7 @@ class SilverSnapshot:
 
     tables: dict
     prune: dict[str, str] = field(default_factory=dict)
+    memory_limit: str | None = None  # DuckDB's (it spills beyond); None: DuckDB's default
     _con: duckdb.DuckDBPyConnection | None = None
 
     @classmethod
@@ -45,6 +46,7 @@ class SilverSnapshot:
         lake: Location,
         versions: Mapping[str, int | None],
         prune: dict[str, str] | None = None,
+        memory_limit: str | None = None,
     ) -> SilverSnapshot:
         """The silver tables named in ``versions`` (a version each, None: the latest) that
         exist, with only the files that match the ``prune`` predicate of a table."""
@@ -52,14 +54,17 @@ class SilverSnapshot:
             name: delta.open_table(lake.child("silver", name), version)
             for name, version in versions.items()
         }
-        return cls({n: t for n, t in tables.items() if t is not None}, prune or {})
+        return cls({n: t for n, t in tables.items() if t is not None}, prune or {}, memory_limit)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             import duckdb
 
-            self._con = duckdb.connect()
+            limit: dict[str, str | bool | int | float | list[str]] = (
+                {"memory_limit": self.memory_limit} if self.memory_limit else {}
+            )
+            self._con = duckdb.connect(config=limit)
             for name in self.tables:
                 self._con.register(name, self.dataset(name))
         return self._con

@@ -76,6 +76,7 @@ class PartTask:
     lake: Location
     silver_versions: dict[str, int]
     values: tuple | None
+    memory_limit: str | None = None  # DuckDB's, in the task (gold.yml memory_per_task)
 
 
 @dataclass(frozen=True)
@@ -219,19 +220,21 @@ def _audit_plan(lake: Location, mart: Mart, mode: RunMode, target: Location, see
     return MartPlan(mart, target, mode, touched, versions, seen, sources, seen, whole=not touched)
 
 
-def tasks(plans: list[MartPlan], lake: Location, partitions: int, keys: int) -> list[PartTask]:
+def tasks(
+    plans: list[MartPlan], lake: Location, partitions: int, keys: int, memory: str | None = None
+) -> list[PartTask]:
     """The plans cut into executor tasks: ``partitions`` partition values or ``keys`` keys
     each, neighbours together so that each task's scans prune to a narrow range; a mart
     recomputed whole without known parts is one task."""
     cut = []
     for p in plans:
         if p.whole and not p.touched:
-            cut.append(PartTask(p.mart, lake, p.silver_versions, None))
+            cut.append(PartTask(p.mart, lake, p.silver_versions, None, memory))
             continue
         size = partitions if p.mart.partition else keys
         for start in range(0, len(p.touched), size):
             values = p.touched[start : start + size]
-            cut.append(PartTask(p.mart, lake, p.silver_versions, values))
+            cut.append(PartTask(p.mart, lake, p.silver_versions, values, memory))
     return cut
 
 
@@ -243,7 +246,7 @@ def compute(task: PartTask) -> MartPart:
     prune = {}
     if values is not None:
         prune = {name: sqltext.in_list(column, values) for name, column in mart.prune.items()}
-    silver = SilverSnapshot.open(task.lake, task.silver_versions, prune)
+    silver = SilverSnapshot.open(task.lake, task.silver_versions, prune, task.memory_limit)
     if mart.query is None:
         frames = {name: pl.scan_pyarrow_dataset(silver.dataset(name)) for name in mart.inputs}
         rows = mart.lazy_frame(frames).collect().to_arrow()
