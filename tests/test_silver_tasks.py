@@ -13,10 +13,11 @@ import shutil
 import polars as pl
 import pytest
 import yaml
+from deltalake import DeltaTable
 
 from lakehouse.core.storage import Location
 from lakehouse.declare import catalog
-from lakehouse.layers.silver import work
+from lakehouse.layers.silver import snapshots, work
 from lakehouse.layers.silver.plan import Watermark
 from lakehouse.layers.silver.quarantine import Policy
 
@@ -161,3 +162,52 @@ def test_the_driver_commits_an_entity_after_its_parent_and_its_batches_in_order(
     monkeypatch.setattr(work, "prepare", real)
     weather.run("silver", executor_cfg=executor)
     assert _equal(_silver(weather), _uninterrupted(weather, copy))
+
+
+@pytest.mark.parametrize("vanished", ["keep", "delete", "soft_delete"])
+def test_the_state_a_driver_keeps_across_snapshot_batches_diffs_as_a_full_read_does(
+    lakehouse, monkeypatch, vanished
+):
+    """A snapshot entity's later batches are diffed against silver's state as the driver
+    held it (only the files each commit added read again): the same tables as reading the
+    whole state for every batch, whatever vanished keys become."""
+    declaration = {
+        "sources": {"stations": {"format": "csv"}},
+        "entities": {"stations": {**DECLARATION["entities"]["stations"]}},
+    }
+    declaration["entities"]["stations"]["snapshot"] = {"vanished": vanished}
+    lakehouse.switch_demo(False)
+    (lakehouse.project / "conf" / "datasets" / "stations.yml").write_text(
+        yaml.safe_dump(declaration)
+    )
+    folder = lakehouse.landing / "stations"
+    folder.mkdir(parents=True)
+    for day in range(DROPS):
+        rows = [
+            {"station_code": f"W{s:03d}", "elevation_m": str(100 * s + day * (s % 3 == 0))}
+            for s in range(20 + day)
+            if (s + day) % 4 != 0  # a station missing from every fourth snapshot or so
+        ]
+        pl.DataFrame(rows).write_csv(folder / f"st_{day:02d}.csv")
+    lakehouse.configure("bronze", task_bytes=1)
+    lakehouse.run("bronze")
+    lakehouse.configure("silver", max_cells_per_batch=1)  # a batch per snapshot
+    copy = lakehouse.root / "copy"
+    shutil.copytree(lakehouse.lake, copy)
+
+    lakehouse.run("silver", executor_cfg="synchronous")
+    held = _table(lakehouse.lake / "silver" / "stations")
+
+    full_read = snapshots.current_state
+    monkeypatch.setattr(snapshots, "current_state", lambda t, e, held=None: full_read(t, e))
+    shutil.rmtree(lakehouse.lake)
+    shutil.copytree(copy, lakehouse.lake)
+    lakehouse.run("silver", executor_cfg="synchronous")
+    assert held.equals(_table(lakehouse.lake / "silver" / "stations"))
+    assert lakehouse.version("silver/stations") >= DROPS - 1  # one batch per snapshot
+
+
+def _table(path) -> pl.DataFrame:
+    frame = pl.from_arrow(DeltaTable(str(path)).to_pyarrow_table())
+    frame = frame.drop([c for c in frame.columns if c in STAMPS | {"_deleted_at"}])
+    return frame.sort(frame.columns)

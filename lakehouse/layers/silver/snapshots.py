@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
 
 from lakehouse.core import delta
 from lakehouse.core.storage import Location
@@ -51,14 +53,19 @@ def declared(entity: Entity) -> Snapshot:
     return entity.snapshot
 
 
-def diff(raw: pl.DataFrame, entity: Entity, target: Location | None) -> Diff:
+def diff(
+    raw: pl.DataFrame,
+    entity: Entity,
+    target: Location | None,
+    held: dict[str, pl.DataFrame] | None = None,
+) -> Diff:
     """The diff a snapshot stage: of a snapshot source, the rows that change silver (one
     narrow read of silver's keys and hashes), and a copy a later snapshot of the batch
     repeats goes; other sources' rows all stay. ``target`` None: a rebuild, diffed against
     nothing but its own snapshots."""
     if not entity.snapshot or missing_columns(raw.columns, entity):
         return Diff(raw)  # a batch without a declared column fails when typed
-    current = current_state(target, entity) if target is not None else None
+    current = current_state(target, entity, held) if target is not None else None
     live_keys = live(current)
     gone = None
     if live_keys is not None and entity.snapshot.vanished != "keep" and raw.height:
@@ -100,10 +107,16 @@ def _typed_keys(raw: pl.DataFrame, entity: Entity) -> list[pl.Expr]:
     ]
 
 
-def current_state(target: Location, entity: Entity) -> pl.DataFrame | None:
+def current_state(
+    target: Location, entity: Entity, held: dict[str, pl.DataFrame] | None = None
+) -> pl.DataFrame | None:
     """Every key of silver with its row hash (and partition value; ``_deleted_at`` for a
     ``soft_delete`` entity): one narrow read. None when silver has no row hashes yet (a new
-    table, or one written before them)."""
+    table, or one written before them).
+
+    ``held``: the state read before, by data file, kept by a driver that diffs an entity's
+    batches one after another: only the files added since are read, and the files removed
+    are dropped (a snapshot's twelfth batch does not read the eleven before it again)."""
     table = delta.open_table(target)
     if table is None or ROW_HASH not in table.schema().to_arrow().names:
         return None
@@ -112,7 +125,24 @@ def current_state(target: Location, entity: Entity) -> pl.DataFrame | None:
         columns.append(entity.partition_column)
     if declared(entity).vanished == "soft_delete":
         columns.append(DELETED_AT)
-    return delta.frame(table.to_pyarrow_dataset().to_table(columns=columns))
+    dataset = table.to_pyarrow_dataset()
+    if held is None:
+        return delta.frame(dataset.to_table(columns=columns))
+    fragments = {f.path: f for f in dataset.get_fragments()}
+    for path in set(held) - set(fragments):  # rewritten or removed by a commit since
+        del held[path]
+    new = [f for path, f in fragments.items() if path not in held]
+    empty = dataset.schema.empty_table().select(columns)
+    if new:  # one scan of the new files, each batch tagged with the file it came from
+        added = ds.FileSystemDataset(new, dataset.schema, dataset.format, dataset.filesystem)
+        batches: dict[str, list] = {f.path: [] for f in new}
+        for tagged in ds.Scanner.from_dataset(added, columns=columns).scan_batches():
+            batches[tagged.fragment.path].append(tagged.record_batch)
+        for path, parts in batches.items():
+            held[path] = delta.frame(pa.Table.from_batches(parts, empty.schema))
+    if not held:
+        return delta.frame(empty)
+    return pl.concat(list(held.values()), how="vertical_relaxed")
 
 
 def live(current: pl.DataFrame | None) -> pl.DataFrame | None:

@@ -156,7 +156,8 @@ class PreparedBatch:
         diff, rows = self.diff, self.rows
         if rows is None:  # diffed now, after the entity's batch before it merged
             target = work.lake.child("silver", entity.name)
-            diff = snapshots.diff(diff.changed, entity, target)
+            held = opened.setdefault(f"silver state of {entity.name}", {})
+            diff = snapshots.diff(diff.changed, entity, target, held)
             rows = stages.checked(diff.changed, entity, work.policy)
         parents = _parent_keys(work.lake, entity, opened)
         self.results = stages.commit(
@@ -164,6 +165,8 @@ class PreparedBatch:
             self.read, diff, rows,
         )  # fmt: skip
         self.diff, self.rows = snapshots.Diff(pl.DataFrame()), None  # its rows are in silver
+        if work.last:  # the entity's state is held no longer than its batches need it
+            opened.pop(f"silver state of {entity.name}", None)
 
 
 def prepare(work: BatchWork) -> PreparedBatch:
