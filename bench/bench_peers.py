@@ -200,13 +200,18 @@ def differences(expected: dict, actual: dict, who: str) -> list[str]:
     return found
 
 
-def check_equal(bench: Bench) -> None:
+def against_hand(bench: Bench) -> tuple[dict[str, pl.DataFrame], list[str]]:
+    """(the hand script's marts, where the project's gold marts differ from them)."""
     gold = marts_of_lake(bench.lake)
     hand = {
         m: f.select(gold[m].drop("order_month", strict=False).columns)
         for m, f in marts_of_duckdb(bench.work / "hand.duckdb").items()
     }
-    wrong = differences(hand, gold, "project gold")
+    return hand, differences(hand, gold, "project gold")
+
+
+def check_equal(bench: Bench) -> None:
+    hand, wrong = against_hand(bench)
     wrong += differences(hand, marts_of_duckdb(bench.work / "project.duckdb"), "published")
     wrong += differences(hand, marts_of_duckdb(Path(bench.env["PEER_DUCKDB"])), "dbt-duckdb")
     if wrong:

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_peers import PROJECT, Bench, differences, marts_of_duckdb, marts_of_lake
+from bench_peers import PROJECT, Bench, against_hand
 
 TARGETS = {1.0: 1.3, 3.0: 1.3, 10.0: 1.5}  # project / hand, the targets
 
@@ -37,12 +37,7 @@ def landed(work: Path, scale_factor: float, days: int) -> Bench:
 
 
 def equal_marts(bench: Bench) -> None:
-    gold = marts_of_lake(bench.lake)
-    hand = {
-        m: f.select(gold[m].drop("order_month", strict=False).columns)
-        for m, f in marts_of_duckdb(bench.work / "hand.duckdb").items()
-    }
-    wrong = differences(hand, gold, "project gold")
+    _, wrong = against_hand(bench)
     if wrong:
         sys.exit("the marts differ:\n  " + "\n  ".join(wrong))
 
