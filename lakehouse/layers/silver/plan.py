@@ -177,20 +177,23 @@ def plan_batch(
     pending = delta.last_watermark(delta.open_table(quarantine), app_id)
     if pending and pending["batch"] == done["batch"] + 1:
         return Batch(pending["batch"], done["bronze_through"], pending["bronze_through"], True)
-    return batch_after(
-        Batch(done["batch"], -1, done["bronze_through"], True), bronze_table, max_cells, entity
-    )
+    committed = Batch(done["batch"], -1, done["bronze_through"], True)
+    return next(iter(batches_after(committed, bronze_table, max_cells, entity)), None)
 
 
-def batch_after(done: Batch, bronze_table, max_cells: int, entity: Entity) -> Batch | None:
-    """The batch that follows ``done`` (committed, or planned to be before it), or None when
-    bronze has nothing after it: a run plans all its batches of an entity ahead."""
+def batches_after(done: Batch, bronze_table, max_cells: int, entity: Entity) -> list[Batch]:
+    """The batches that follow ``done`` (committed, or planned to be before them) up to
+    bronze's newest version, cut from one read of bronze's log: a run plans all its batches
+    of an entity ahead."""
     current = bronze_table.version()
-    if current <= done.through:
-        return None
-    sizes = _rows_per_version(bronze_table, done.through, current)
-    through = _through(sizes, batch_rows(entity, max_cells), entity)
-    return Batch(done.number + 1, done.through, through, False)
+    sizes = _rows_per_version(bronze_table, done.through, current) if current > done.through else []
+    following = []
+    while sizes:
+        through = _through(sizes, batch_rows(entity, max_cells), entity)
+        done = Batch(done.number + 1, done.through, through, False)
+        following.append(done)
+        sizes = [size for size in sizes if size[0] > through]
+    return following
 
 
 def _shifted(value: str, days: int) -> str:

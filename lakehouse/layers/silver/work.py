@@ -36,7 +36,7 @@ from lakehouse.layers.silver.plan import (
     Batch,
     ColumnBatch,
     Watermark,
-    batch_after,
+    batches_after,
     bronze_rows,
     plan_batch,
     plan_column_batch,
@@ -111,12 +111,10 @@ def pending(
         one = plan_column_batch(bronze, target, quarantined, app_id, watermark)
         return [one] if one is not None else []
     table = delta.open_table(bronze)
-    batches: list[Batch | ColumnBatch] = []
-    following = plan_batch(bronze, target, quarantined, app_id, max_cells, entity, table)
-    while following is not None:
-        batches.append(following)
-        following = batch_after(following, table, max_cells, entity)
-    return batches
+    first = plan_batch(bronze, target, quarantined, app_id, max_cells, entity, table)
+    if first is None:
+        return []
+    return [first, *batches_after(first, table, max_cells, entity)]
 
 
 @dataclass
