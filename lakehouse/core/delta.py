@@ -315,6 +315,33 @@ def read_where(dataset, filter=None, columns: list[str] | None = None) -> pa.Tab
     return rows.select(columns) if columns is not None else rows
 
 
+def read_by_file(dataset, columns: list[str], held: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """``columns`` of ``dataset`` (a table's files), reading only the files ``held`` lacks.
+
+    ``held``: the rows read by an earlier call, by data file, brought up to date here: the
+    files the dataset no longer has (rewritten or removed by a commit since, or pruned away)
+    are dropped, the new ones read in one scan. A driver that reads a table at each of a
+    run's batches so reads each file once."""
+    import polars as pl
+    import pyarrow.dataset as ds
+
+    fragments = {f.path: f for f in dataset.get_fragments()}
+    for path in set(held) - set(fragments):
+        del held[path]
+    new = [f for path, f in fragments.items() if path not in held]
+    empty = dataset.schema.empty_table().select(columns)
+    if new:  # one scan of the new files, each batch tagged with the file it came from
+        added = ds.FileSystemDataset(new, dataset.schema, dataset.format, dataset.filesystem)
+        batches: dict[str, list] = {f.path: [] for f in new}
+        for tagged in ds.Scanner.from_dataset(added, columns=columns).scan_batches():
+            batches[tagged.fragment.path].append(tagged.record_batch)
+        for path, parts in batches.items():
+            held[path] = frame(pa.Table.from_batches(parts, empty.schema))
+    if not held:
+        return frame(empty)
+    return pl.concat([held[path] for path in fragments], how="vertical_relaxed")
+
+
 def frame(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:
     """``pl.from_arrow`` of a table or record batch, typed as the DataFrame it is (Polars
     types it ``DataFrame | Series``, a Series being what an array gives). Polars is imported

@@ -93,9 +93,11 @@ def commit(
     read: int,
     diff: snapshots.Diff,
     rows: Checked,
+    held: dict | None = None,
 ) -> list[delta.WriteResult]:
     """Stages 6-9 of a batch whose ``read`` bronze rows were diffed and checked: parents,
-    partition and grain, then the quarantine commit and the merge commit (the driver's)."""
+    partition and grain, then the quarantine commit and the merge commit (the driver's).
+    ``held``: silver's keys read by the entity's batch before (``merge.split_new``)."""
     bronze = lake.child("bronze", entity.source)
     target = lake.child("silver", entity.name)
     quarantined = lake.child("_quarantine", entity.name)
@@ -112,7 +114,7 @@ def commit(
         f"silver/{entity.name}: {batch}: {read} rows read{diff.described(read)}, "
         f"{valid.height} valid, {rejected.height} rejected"
     )
-    fresh, known = split_new(target, entity, valid, diff.current)
+    fresh, known = split_new(target, entity, valid, diff.current, held)
     if fresh.height:  # rows of new keys need no MERGE: appended ahead of it
         appended = append_new(target, entity, fresh, properties, run_id)
         results.append(replace(appended, inputs=(bronze.uri,)))

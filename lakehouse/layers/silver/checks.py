@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from lakehouse.core.frames import is_in_large
 from lakehouse.declare import contracts
 from lakehouse.declare.declaration import Entity
 from lakehouse.layers.silver.conform import as_rejected
@@ -54,7 +55,7 @@ def with_parents(
     parent = entity.parent
     if parent_keys is None or parent is None:
         return valid, valid.head(0)
-    orphan = ~valid[parent.column].is_in(parent_keys.implode())
+    orphan = ~is_in_large(valid[parent.column], parent_keys)
     reason = pl.format(
         f"{parent.column}={{}} has no row in silver/{parent.entity}", pl.col(parent.column)
     )

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
-import pyarrow.compute as pc
 from deltalake import write_deltalake
 
 from lakehouse.core import delta, sqltext
@@ -88,13 +87,20 @@ def merge(
 
 
 def split_new(
-    target: Location, entity: Entity, valid: pl.DataFrame, current: pl.DataFrame | None = None
+    target: Location,
+    entity: Entity,
+    valid: pl.DataFrame,
+    current: pl.DataFrame | None = None,
+    held: dict[str, pl.DataFrame] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(valid rows of keys the target holds no row of, the others). The first can be
     appended: only the others need the MERGE, which reads every file of the partitions its
     rows fall in (of the whole table, unpartitioned). ``current``: the target's keys, when
     already read (a snapshot entity's state); else the keys of the rows' partitions are read,
-    two columns wide. An empty target takes every row in the batch's one commit instead."""
+    key columns only. ``held``: those keys kept by data file from the batch before (a driver
+    committing an entity's batches in turn): only the files added since are read, and the
+    partitions this batch does not touch are let go. An empty target takes every row in the
+    batch's one commit instead."""
     if valid.is_empty():
         return valid, valid
     keys = list(entity.keys)
@@ -102,12 +108,7 @@ def split_new(
         table = delta.open_table(target)
         if table is None or not table.file_uris():
             return valid.head(0), valid
-        where = None
-        if entity.partition_column:
-            values = valid.get_column(entity.partition_column).drop_nulls().unique().to_list()
-            where = pc.field(entity.partition_column).isin(values)
-        dataset = table.to_pyarrow_dataset()
-        current = delta.frame(delta.read_where(dataset, where, keys))
+        current = _keys_of_partitions(table, entity, valid, {} if held is None else held)
     # the batch's keys that the target holds: hashed on the batch side, usually the small one
     known = current.select(keys).join(valid.select(keys), on=keys, how="semi", nulls_equal=True)
     marked = valid.join(
@@ -115,6 +116,25 @@ def split_new(
     )
     is_new = pl.col("__known").is_null()
     return marked.filter(is_new).drop("__known"), marked.filter(~is_new).drop("__known")
+
+
+def _keys_of_partitions(table, entity: Entity, valid: pl.DataFrame, held: dict) -> pl.DataFrame:
+    """The target's keys in the partitions ``valid`` falls in (the whole table, unpartitioned),
+    the files of other partitions not opened."""
+    keys = list(entity.keys)
+    touched = None
+    if entity.partition_column:
+        values = valid.get_column(entity.partition_column).drop_nulls().unique().to_list()
+        if not values:
+            return valid.select(keys).head(0)
+        touched = [(entity.partition_column, "in", [_partition_text(v) for v in values])]
+    dataset = table.to_pyarrow_dataset(file_pruning_predicate=touched)
+    return delta.read_by_file(dataset, keys, held)
+
+
+def _partition_text(value) -> str:
+    """A partition value as the Delta log writes it (a date as ``1992-06-01``)."""
+    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 def append_new(

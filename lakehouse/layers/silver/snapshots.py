@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.dataset as ds
 
 from lakehouse.core import delta
+from lakehouse.core.frames import is_in_large
 from lakehouse.core.storage import Location
 from lakehouse.declare.declaration import DELETED_AT, ROW_HASH, Entity, Snapshot
 from lakehouse.layers.silver.conform import missing_columns, typed
@@ -128,21 +127,7 @@ def current_state(
     dataset = table.to_pyarrow_dataset()
     if held is None:
         return delta.frame(dataset.to_table(columns=columns))
-    fragments = {f.path: f for f in dataset.get_fragments()}
-    for path in set(held) - set(fragments):  # rewritten or removed by a commit since
-        del held[path]
-    new = [f for path, f in fragments.items() if path not in held]
-    empty = dataset.schema.empty_table().select(columns)
-    if new:  # one scan of the new files, each batch tagged with the file it came from
-        added = ds.FileSystemDataset(new, dataset.schema, dataset.format, dataset.filesystem)
-        batches: dict[str, list] = {f.path: [] for f in new}
-        for tagged in ds.Scanner.from_dataset(added, columns=columns).scan_batches():
-            batches[tagged.fragment.path].append(tagged.record_batch)
-        for path, parts in batches.items():
-            held[path] = delta.frame(pa.Table.from_batches(parts, empty.schema))
-    if not held:
-        return delta.frame(empty)
-    return pl.concat(list(held.values()), how="vertical_relaxed")
+    return delta.read_by_file(dataset, columns, held)
 
 
 def live(current: pl.DataFrame | None) -> pl.DataFrame | None:
@@ -166,7 +151,7 @@ def changed(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame | None) -> 
     if current is not None:  # the hash covers the key: a known hash is a known (key, row)
         keys = [f"__key_{k}" for k in entity.keys]
         narrow = narrow.with_columns(raw.select(_typed_keys(raw, entity)))
-        known = pl.col(ROW_HASH).is_in(current.get_column(ROW_HASH).implode())
+        known = is_in_large(narrow.get_column(ROW_HASH), current.get_column(ROW_HASH))
         touched = narrow.filter(~known).select(keys).unique()
         narrow = narrow.join(touched, on=keys, how="semi", nulls_equal=True)
     return marked.filter(latest_arrivals(narrow, [ROW_HASH]))  # a later snapshot's copy wins

@@ -158,13 +158,15 @@ class PreparedBatch:
             diff = snapshots.diff(diff.changed, entity, target, held)
             rows = stages.checked(diff.changed, entity, work.policy)
         parents = _parent_keys(work.lake, entity, opened)
+        keys = opened.setdefault(f"silver keys of {entity.name}", {})
         self.results = stages.commit(
             entity, work.batch, work.lake, work.app_id, work.run_id, parents, work.policy,
-            self.read, diff, rows,
+            self.read, diff, rows, keys,
         )  # fmt: skip
         self.diff, self.rows = snapshots.Diff(pl.DataFrame()), None  # its rows are in silver
         if work.last:  # the entity's state is held no longer than its batches need it
             opened.pop(f"silver state of {entity.name}", None)
+            opened.pop(f"silver keys of {entity.name}", None)
 
 
 def prepare(work: BatchWork) -> PreparedBatch:
