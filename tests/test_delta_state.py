@@ -73,7 +73,7 @@ def test_bronze_rows_are_read_from_the_appended_files_or_else_from_the_change_fe
         write_deltalake(location.uri, rows, mode="append", schema_mode="merge")
     table = DeltaTable(location.uri)
     files = delta.appended_files(location, table, 0, 2)
-    assert [version for version, _ in files] == [1, 2]
+    assert [version for version, _, _ in files] == [1, 2]
     batch = plan.Batch(1, 0, 2, False)
     rows = plan.bronze_rows(location, batch, table).sort("id")
     assert rows.select("id", "_commit_version", "extra").rows() == [("c", 1, None), ("d", 2, "x")]

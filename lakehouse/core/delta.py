@@ -147,14 +147,14 @@ def app_transactions(location: Location) -> dict[str, int]:
 
 
 def appended_files(location: Location, table: DeltaTable, after: int, through: int):
-    """(version, data file URI) of the files that commits ``(after, through]`` added, oldest
-    first, read from their log entries; None unless each of those commits only added whole
-    files to an unpartitioned table without column mapping (a compaction, a delete or a
-    cleaned-up log entry: ``load_cdf`` then reads the changes)."""
-    metadata = table.metadata()
-    if metadata.partition_columns or metadata.configuration.get(
-        "delta.columnMapping.mode", "none"
-    ) not in ("none", None):
+    """(version, data file URI, partition values) of the files that commits ``(after,
+    through]`` added, oldest first, read from their log entries; None unless each of those
+    commits only added whole files to a table without column mapping (a compaction, a
+    delete or a cleaned-up log entry: ``load_cdf`` then reads the changes)."""
+    if table.metadata().configuration.get("delta.columnMapping.mode", "none") not in (
+        "none",
+        None,
+    ):
         return None
     fs, log = location.fs, location.child("_delta_log").uri
     files = []
@@ -173,7 +173,8 @@ def appended_files(location: Location, table: DeltaTable, after: int, through: i
             if add.get("deletionVector") or not add.get("dataChange", True):
                 return None
             path = unquote(add["path"])
-            files.append((version, path if "://" in path else location.child(path).uri))
+            uri = path if "://" in path else location.child(path).uri
+            files.append((version, uri, add.get("partitionValues") or {}))
     return files
 
 
@@ -313,33 +314,6 @@ def read_where(dataset, filter=None, columns: list[str] | None = None) -> pa.Tab
     kept = (pa.Table.from_batches([b]).filter(filter) for b in dataset.to_batches())
     rows = pa.concat_tables([dataset.schema.empty_table(), *kept])
     return rows.select(columns) if columns is not None else rows
-
-
-def read_by_file(dataset, columns: list[str], held: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """``columns`` of ``dataset`` (a table's files), reading only the files ``held`` lacks.
-
-    ``held``: the rows read by an earlier call, by data file, brought up to date here: the
-    files the dataset no longer has (rewritten or removed by a commit since, or pruned away)
-    are dropped, the new ones read in one scan. A driver that reads a table at each of a
-    run's batches so reads each file once."""
-    import polars as pl
-    import pyarrow.dataset as ds
-
-    fragments = {f.path: f for f in dataset.get_fragments()}
-    for path in set(held) - set(fragments):
-        del held[path]
-    new = [f for path, f in fragments.items() if path not in held]
-    empty = dataset.schema.empty_table().select(columns)
-    if new:  # one scan of the new files, each batch tagged with the file it came from
-        added = ds.FileSystemDataset(new, dataset.schema, dataset.format, dataset.filesystem)
-        batches: dict[str, list] = {f.path: [] for f in new}
-        for tagged in ds.Scanner.from_dataset(added, columns=columns).scan_batches():
-            batches[tagged.fragment.path].append(tagged.record_batch)
-        for path, parts in batches.items():
-            held[path] = frame(pa.Table.from_batches(parts, empty.schema))
-    if not held:
-        return frame(empty)
-    return pl.concat([held[path] for path in fragments], how="vertical_relaxed")
 
 
 def frame(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:

@@ -1,8 +1,12 @@
-"""Polars helpers the layers share."""
+"""Polars helpers the layers share: a table read by file, a membership test."""
 
 from __future__ import annotations
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from lakehouse.core import delta
 
 
 def is_in_large(values: pl.Series, large: pl.Series) -> pl.Series:
@@ -13,3 +17,27 @@ def is_in_large(values: pl.Series, large: pl.Series) -> pl.Series:
     750,000 values against 8 million, instead of 0.38 s)."""
     found = large.filter(large.is_in(values.implode()))
     return values.is_in(found.implode())
+
+
+def read_by_file(dataset, columns: list[str], held: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """``columns`` of ``dataset`` (a table's files), reading only the files ``held`` lacks.
+
+    ``held``: the rows read by an earlier call, by data file, brought up to date here: the
+    files the dataset no longer has (rewritten or removed by a commit since, or pruned away)
+    are dropped, the new ones read in one scan. A driver that reads a table at each of a
+    run's batches so reads each file once."""
+    fragments = {f.path: f for f in dataset.get_fragments()}
+    for path in set(held) - set(fragments):
+        del held[path]
+    new = [f for path, f in fragments.items() if path not in held]
+    empty = dataset.schema.empty_table().select(columns)
+    if new:  # one scan of the new files, each batch tagged with the file it came from
+        added = ds.FileSystemDataset(new, dataset.schema, dataset.format, dataset.filesystem)
+        batches: dict[str, list] = {f.path: [] for f in new}
+        for tagged in ds.Scanner.from_dataset(added, columns=columns).scan_batches():
+            batches[tagged.fragment.path].append(tagged.record_batch)
+        for path, parts in batches.items():
+            held[path] = delta.frame(pa.Table.from_batches(parts, empty.schema))
+    if not held:
+        return delta.frame(empty)
+    return pl.concat([held[path] for path in fragments], how="vertical_relaxed")

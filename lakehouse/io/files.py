@@ -115,15 +115,21 @@ class FileSource(Source):
         raise NotImplementedError
 
 
-def read_file(uri: str, fmt: str, compression: str) -> pl.DataFrame:
-    """One landing file's rows as landed. Raises ``BadFileError`` for a file that is empty,
-    badly compressed, not UTF-8 (text formats) or unparseable."""
+def read_file(uri: str, fmt: str, compression: str, data: bytes | None = None) -> pl.DataFrame:
+    """One landing file's rows as landed (``data``: its bytes, when read already). Raises
+    ``BadFileError`` for a file that is empty, badly compressed, not UTF-8 (text formats) or
+    unparseable."""
+    return FILE_FORMATS[fmt].parse(read_bytes(uri, compression) if data is None else data)
+
+
+def read_bytes(uri: str, compression: str) -> bytes:
+    """One landing file's bytes, decompressed. Raises ``BadFileError`` for a file that is
+    empty or badly compressed."""
     with Location(uri).fs.open(uri, "rb") as handle:
         data = handle.read()
     if not data:
         raise BadFileError("empty_file", "the file has zero bytes")
-    data = decompress(data, compression_of(uri, compression))
-    return FILE_FORMATS[fmt].parse(data)
+    return decompress(data, compression_of(uri, compression))
 
 
 def portable_columns(rows: pl.DataFrame, header: list[str] | None = None) -> pl.DataFrame:

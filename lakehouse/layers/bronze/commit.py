@@ -22,7 +22,7 @@ from loguru import logger
 
 from lakehouse.core import delta
 from lakehouse.core.storage import Location
-from lakehouse.layers.bronze.ingest import BadFile, StagedFile
+from lakehouse.layers.bronze.ingest import LINEAGE, BadFile, StagedFile
 
 
 @dataclass
@@ -93,7 +93,8 @@ def commit_staged(
     """
     schema = _unified_schema([s.schema for s in staged])
     opened = {} if opened is None else opened
-    table = opened.get(table_location.uri) or delta.ensure_table(table_location, schema)
+    by_file = list(LINEAGE) if staged[0].lineage else None  # lineage in the log
+    table = opened.get(table_location.uri) or delta.ensure_table(table_location, schema, by_file)
     opened[table_location.uri] = table
     added = delta.add_missing_columns(table, schema)
     if added:
@@ -112,7 +113,14 @@ def commit_staged(
 
     now_ms = int(time.time() * 1000)
     actions: list[AddAction | RemoveAction] = [
-        AddAction(path, group[0].size, {}, now_ms, True, json.dumps({"numRecords": rows}))
+        AddAction(
+            path,  # deltalake writes it to the log as a URI (a partition folder's % escaped)
+            group[0].size,
+            group[0].lineage or {},
+            now_ms,
+            True,
+            json.dumps({"numRecords": rows}),
+        )
         for path, group in by_parquet(fresh).items()
         for rows in [sum(s.rows for s in group)]
     ]
@@ -128,7 +136,13 @@ def commit_staged(
         extra_transactions=[Transaction(s.file.app_id, s.file.fingerprint) for s in fresh],
     )
     delta.check_not_committed(table, properties)
-    table.create_write_transaction(actions, "append", table.schema(), commit_properties=properties)
+    table.create_write_transaction(
+        actions,
+        "append",
+        table.schema(),
+        partition_by=table.metadata().partition_columns or None,
+        commit_properties=properties,
+    )
     table.update_incremental()
     landed = sum(s.file.size for s in fresh)
     return delta.WriteResult(

@@ -14,6 +14,7 @@ import polars as pl
 from deltalake import write_deltalake
 
 from lakehouse.core import delta, sqltext
+from lakehouse.core.frames import read_by_file
 from lakehouse.core.storage import Location
 from lakehouse.declare.declaration import DELETED_AT, Entity
 from lakehouse.layers.silver.snapshots import VANISHED, declared
@@ -129,11 +130,11 @@ def _keys_of_partitions(table, entity: Entity, valid: pl.DataFrame, held: dict) 
             return valid.select(keys).head(0)
         touched = [(entity.partition_column, "in", [_partition_text(v) for v in values])]
     dataset = table.to_pyarrow_dataset(file_pruning_predicate=touched)
-    return delta.read_by_file(dataset, keys, held)
+    return read_by_file(dataset, keys, held)
 
 
 def _partition_text(value) -> str:
-    """A partition value as the Delta log writes it (a date as ``1992-06-01``)."""
+    """A partition value as the Delta log writes it (a date as ``2031-06-01``)."""
     return value.isoformat() if isinstance(value, date) else str(value)
 
 

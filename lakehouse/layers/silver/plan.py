@@ -301,12 +301,27 @@ def _existing(bronze: Location, version: int | None = None):
     return table
 
 
-def _read_appended(bronze: Location, table, files: list[tuple[int, str]]) -> pl.DataFrame:
-    """The rows of bronze data files with the version that added each (``_commit_version``),
-    every column of the table's schema present (null where a file predates it)."""
-    frames = [delta.frame(pa.schema(table.schema().to_arrow()).empty_table())]
-    for version, uri in files:
+def _read_appended(
+    bronze: Location, table, files: list[tuple[int, str, dict[str, str | None]]]
+) -> pl.DataFrame:
+    """The rows of bronze data files with the version that added each (``_commit_version``)
+    and their partition values (a Parquet source's lineage), every column of the table's
+    schema present (null where a file predates it)."""
+    schema = delta.frame(pa.schema(table.schema().to_arrow()).empty_table()).schema
+    frames = [pl.DataFrame(schema=schema)]
+    for version, uri, partition in files:
         with bronze.fs.open(uri, "rb") as handle:
             rows = pl.read_parquet(handle)
-        frames.append(rows.with_columns(pl.lit(version, pl.UInt64).alias("_commit_version")))
+        values = [_partition_value(v, schema[c]).alias(c) for c, v in partition.items()]
+        frames.append(
+            rows.with_columns(*values, pl.lit(version, pl.UInt64).alias("_commit_version"))
+        )
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _partition_value(text: str | None, dtype: pl.DataType) -> pl.Expr:
+    """A partition value as the Delta log writes it (text), typed as its column."""
+    value = pl.lit(text, pl.String)
+    if isinstance(dtype, pl.Datetime):
+        return value.str.to_datetime(time_unit=dtype.time_unit, time_zone=dtype.time_zone)
+    return value.cast(dtype)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from lakehouse.core import delta
-from lakehouse.core.frames import is_in_large
+from lakehouse.core.frames import is_in_large, read_by_file
 from lakehouse.core.storage import Location
 from lakehouse.declare.declaration import DELETED_AT, ROW_HASH, Entity, Snapshot
 from lakehouse.layers.silver.conform import missing_columns, typed
@@ -127,7 +127,7 @@ def current_state(
     dataset = table.to_pyarrow_dataset()
     if held is None:
         return delta.frame(dataset.to_table(columns=columns))
-    return delta.read_by_file(dataset, columns, held)
+    return read_by_file(dataset, columns, held)
 
 
 def live(current: pl.DataFrame | None) -> pl.DataFrame | None:
