@@ -255,3 +255,20 @@ def test_invalid_rows_beyond_the_policy_fail_the_batch_and_commit_nothing(
         lakehouse.run("silver")
     assert not (lakehouse.lake / "silver" / "orders").exists()
     assert not (lakehouse.lake / "_quarantine" / "orders").exists()
+
+
+def test_a_whole_rebuild_spreads_partitions_over_tasks_and_reads_a_keyed_mart_once(
+    ingested, capfd
+):
+    """A full refresh cuts each partitioned mart into tasks of ``partitions_per_task`` months;
+    a mart without a partition (``customer_value``) is one task: a task of some of its keys
+    would read every order and line item, the keys lying in any file."""
+    ingested.configure("gold", partitions_per_task=1, keys_per_task=5)
+    capfd.readouterr()
+    ingested.run("gold", inputs={"full_refresh": True})
+    logged = capfd.readouterr().err
+    months = ingested.table("gold/daily_revenue")["order_month"].n_unique()
+    ship_months = ingested.table("gold/pricing_summary")["ship_month"].n_unique()
+    assert ingested.table("gold/customer_value").height > 5 * 10  # else one task anyway
+    assert f"gold: {months + ship_months + 1} tasks to run" in logged
+    _assert_marts_equal_truth(ingested)

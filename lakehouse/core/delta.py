@@ -295,7 +295,7 @@ def append(
 
 def record_watermark_only(table: DeltaTable, properties: CommitProperties) -> None:
     """An empty append commit: the batch is done and its watermark moves, no data changes."""
-    empty = table.to_pyarrow_dataset().schema.empty_table()
+    empty = pa.schema(table.schema().to_arrow()).empty_table()  # not the files' dataset
     check_not_committed(table, properties)
     write_deltalake(table, empty, mode="append", commit_properties=properties)
     table.update_incremental()

@@ -133,9 +133,12 @@ def _increment(silver: SilverSnapshot, mart: Mart, seen: dict, read: dict) -> tu
 
 
 def _everything(silver: SilverSnapshot, mart: Mart) -> tuple:
-    """Every part the mart's query gives now, to spread a whole recompute over tasks (none
-    for a query that cannot be traced: it is one task)."""
-    if mart.whole:
+    """Every partition the mart's query gives now, to spread a whole recompute over tasks.
+    None for a query that cannot be traced, nor for a mart without a partition: a task of
+    some of its keys reads every input row (the keys lie in any of silver's files), so N
+    tasks would read silver N times (SF 10: 18 tasks of 50,000 customers); one task reads
+    it once."""
+    if mart.whole or not mart.partition:
         return ()
     return _parts(silver.con, [mart.traced().lineage_sql(None)], mart.columns)
 

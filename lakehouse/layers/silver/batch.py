@@ -115,9 +115,13 @@ def commit(
         f"{valid.height} valid, {rejected.height} rejected"
     )
     fresh, known = split_new(target, entity, valid, diff.current, held)
+    to_merge = snapshots.with_vanished(known, diff.gone)
+    if fresh.height and to_merge.is_empty():  # all new keys: the append is the batch's commit
+        appended = append_new(target, entity, fresh, properties, run_id, last=True)
+        return [*results, replace(appended, rows_read=read, inputs=(bronze.uri,))]
     if fresh.height:  # rows of new keys need no MERGE: appended ahead of it
         appended = append_new(target, entity, fresh, properties, run_id)
         results.append(replace(appended, inputs=(bronze.uri,)))
-    merged = merge(target, entity, snapshots.with_vanished(known, diff.gone), properties)
+    merged = merge(target, entity, to_merge, properties)
     results.append(replace(merged, rows_read=read, inputs=(bronze.uri,)))
     return results

@@ -139,14 +139,20 @@ def _partition_text(value) -> str:
 
 
 def append_new(
-    target: Location, entity: Entity, rows: pl.DataFrame, properties, run_id: str
+    target: Location,
+    entity: Entity,
+    rows: pl.DataFrame,
+    properties,
+    run_id: str,
+    last: bool = False,
 ) -> delta.WriteResult:
     """Append rows whose keys the target holds no row of, ahead of the batch's MERGE.
 
     A commit of the run (it carries the run id) but not the batch's: neither its watermark
     nor its app transaction (one of its own, ``delta.ahead_properties``). Killed after it,
     the batch is done again, and the rerun finds these rows already in silver (for a
-    snapshot entity, by their row hash)."""
+    snapshot entity, by their row hash). ``last``: the batch has nothing to merge, and this
+    append is its commit, with its watermark and app transaction."""
     data, table, partition = _source_and_target(target, entity, rows)
     delta.check_not_committed(table, properties)  # the batch is not done, the lease held
     write_deltalake(
@@ -154,7 +160,9 @@ def append_new(
         data,
         mode="append",
         partition_by=partition,
-        commit_properties=delta.ahead_properties(run_id, properties, "append-new"),
+        commit_properties=(
+            properties if last else delta.ahead_properties(run_id, properties, "append-new")
+        ),
     )
     table.update_incremental()
     return delta.WriteResult(target.name, target.uri, "append", data.num_rows, table.version())
