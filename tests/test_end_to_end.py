@@ -257,9 +257,7 @@ def test_invalid_rows_beyond_the_policy_fail_the_batch_and_commit_nothing(
     assert not (lakehouse.lake / "_quarantine" / "orders").exists()
 
 
-def test_a_whole_rebuild_spreads_partitions_over_tasks_and_reads_a_keyed_mart_once(
-    ingested, capfd
-):
+def test_a_whole_rebuild_spreads_partitions_over_tasks_and_reads_a_keyed_mart_once(ingested, capfd):
     """A full refresh cuts each partitioned mart into tasks of ``partitions_per_task`` months;
     a mart without a partition (``customer_value``) is one task: a task of some of its keys
     would read every order and line item, the keys lying in any file."""
