@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 
 from lakehouse.core import delta
 from lakehouse.core.storage import Location
-from lakehouse.layers.bronze import ingest
+from lakehouse.layers.bronze import ingest, landing_files
 
 DECLARATION = {
     "sources": {"readings": {"format": "csv"}},
@@ -174,3 +174,30 @@ def test_a_stopped_run_keeps_the_batches_it_finished_and_the_rerun_takes_the_res
     by_run = rows.group_by("_run_id").agg(pl.col("_source_file").unique().sort())
     assert sorted(by_run["_source_file"].to_list()) == [names[: len(kept)], names[len(kept) :]]
     assert _recorded(sensors) == 30
+
+
+def test_a_task_takes_at_most_max_files_files_in_name_order():
+    """Many tiny files: tasks are cut by count as well as bytes, per source, in name order,
+    numbered per source (the order their commits land in)."""
+    table = Location.from_uri("/nowhere/bronze")
+
+    def landed(source: str, count: int) -> list[landing_files.LandingFile]:
+        return [
+            landing_files.LandingFile(
+                source, f"/l/{source}/{n:03d}", f"{n:03d}", "csv", 40, n, table
+            )
+            for n in range(count)
+        ]
+
+    files = landed("pings", 25)[::-1] + landed("scans", 3)  # listed in any order
+    cut = landing_files.batches(files, max_bytes=10**9, max_files=10)
+    shape = [(b.files[0].source, b.position, [f.name for f in b.files]) for b in cut]
+    names = [f"{n:03d}" for n in range(25)]
+    assert shape == [
+        ("pings", 0, names[:10]),
+        ("pings", 1, names[10:20]),
+        ("pings", 2, names[20:]),
+        ("scans", 0, names[:3]),
+    ]
+    by_bytes = landing_files.batches(files, max_bytes=400, max_files=10_000)
+    assert [len(b.files) for b in by_bytes] == [10, 10, 5, 3]  # 40 bytes each: 10 a task

@@ -194,13 +194,21 @@ class Batch:
         return self.files[0].table
 
 
-def batches(files: list[LandingFile], max_bytes: int) -> list[Batch]:
+FILES_PER_BATCH = 10_000  # a batch's commit holds an app transaction per file: its memory
+
+
+def batches(
+    files: list[LandingFile], max_bytes: int, max_files: int = FILES_PER_BATCH
+) -> list[Batch]:
     """``files`` cut into batches of one source each, in name order, of at most ``max_bytes``
-    landed (a bigger file makes a batch alone)."""
+    landed (a bigger file makes a batch alone) and at most ``max_files`` files: a drop of
+    200,000 small files is staged and committed in steps, each of bounded memory, and a
+    stopped run keeps the steps it committed."""
     cut: list[list[LandingFile]] = []
     held = 0  # bytes in the last batch: a running total (200,000 small files, one pass)
     for file in sorted(files, key=lambda f: (f.source, f.name)):
-        if cut and cut[-1][0].source == file.source and held + file.size <= max_bytes:
+        fits = held + file.size <= max_bytes and len(cut[-1]) < max_files if cut else False
+        if fits and cut[-1][0].source == file.source:
             cut[-1].append(file)
             held += file.size
         else:
