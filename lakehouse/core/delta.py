@@ -157,6 +157,7 @@ def appended_files(location: Location, table: DeltaTable, after: int, through: i
     ):
         return None
     fs, log = location.fs, location.child("_delta_log").uri
+    fs.invalidate_cache(log)  # s3fs answers from a listing it cached before these commits
     files = []
     for version in range(after + 1, through + 1):
         try:
