@@ -154,14 +154,23 @@ def _write_staged(
     as one Parquet file in the table."""
     data = pl.concat(frames, how="diagonal_relaxed")
     relative = f"part-{run_id}-{uuid.uuid4().hex[:12]}.parquet"
-    target = table.child(relative)
-    fence.check()  # a run that lost its lease stages no file either
-    table.fs.makedirs(table.uri, exist_ok=True)
-    with table.fs.open(target.uri, "wb") as out:  # Polars' writer: twice pyarrow's speed here
-        data.write_parquet(out, compression="zstd", compression_level=1)
-    size = table.fs.size(target.uri)
+    size = _written(table, relative, data)
     schema = data.head(0).to_arrow().schema
     return [StagedFile(f, relative, size, rows, schema) for f, rows in files]
+
+
+def _written(table: Location, relative: str, data: pl.DataFrame | bytes) -> int:
+    """``data`` staged as the Parquet file ``relative`` inside the table: rows encoded, or a
+    Parquet file's bytes as they are; its size in bytes."""
+    target = table.child(relative)
+    fence.check()  # a run that lost its lease stages no file either
+    table.fs.makedirs(target.uri.rsplit("/", 1)[0], exist_ok=True)
+    with table.fs.open(target.uri, "wb") as out:
+        if isinstance(data, bytes):
+            out.write(data)
+        else:  # Polars' writer: twice pyarrow's speed here
+            data.write_parquet(out, compression="zstd", compression_level=1)
+    return table.fs.size(target.uri)
 
 
 def stage(
@@ -218,17 +227,9 @@ def _staged_as_is(
     }
     folder = "/".join(f"{name}={quote(value, safe='')}" for name, value in lineage.items())
     relative = f"{folder}/part-{uuid.uuid4().hex[:12]}.parquet"
-    target = file.table.child(relative)
     rows = rows.drop(list(LINEAGE), strict=False)  # a landed column of that name: the log's
-    fence.check()  # a run that lost its lease stages no file either
-    file.table.fs.makedirs(target.uri.rsplit("/", 1)[0], exist_ok=True)
-    with file.table.fs.open(target.uri, "wb") as out:
-        if _as_is(data, rows):
-            out.write(data)
-        else:
-            rows.write_parquet(out, compression="zstd", compression_level=1)
+    size = _written(file.table, relative, data if _as_is(data, rows) else rows)
     schema = pa.schema([*rows.head(0).to_arrow().schema, *_lineage_fields()])
-    size = file.table.fs.size(target.uri)
     return StagedFile(file, relative, size, rows.height, schema, lineage)
 
 
