@@ -37,19 +37,19 @@ lock: $(BIN)/uv  ## re-resolve uv.lock after a change to pyproject.toml's depend
 run: install  ## land the next days of demo data and carry them to gold (data/)
 	$(BIN)/flowerpower pipeline run daily
 
-# Debian packages the tests use: systemd-analyze (unit files), cron (a real cron daemon),
-# graphviz (DAG pictures), PostgreSQL, chromium (renders the HTML report headless), nodejs
-# and npm (the YAML language server editors run, tests/editor). Installed with apt-get when
-# missing (as root), else named.
-SYSTEM_TOOLS := systemd-analyze cron dot chromium node npm
+# Debian packages the tests use, as tool:package: systemd-analyze (unit files), cron (a real
+# cron daemon), graphviz (DAG pictures), PostgreSQL, chromium (renders the HTML report
+# headless), node and npm (the YAML language server editors run, tests/editor). Only the
+# packages of missing tools are installed (as root), so a Node.js from elsewhere (NodeSource's
+# nodejs brings its own npm, which Debian's npm package conflicts with) is kept; else named.
+SYSTEM_TOOLS := systemd-analyze:systemd cron:cron dot:graphviz chromium:chromium node:nodejs npm:npm
 system-deps:
-	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
-	command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing pg_ctl"; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd cron graphviz postgresql nodejs npm \
-	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
-	  else echo "missing:$$missing; install Debian packages systemd cron graphviz postgresql nodejs npm chromium (as root)"; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "missing Debian packages:$$missing (install them as root)"; exit 1; fi; \
 	fi
 
 # The YAML language server of tests/test_editor.py, from its npm lock (tests/editor).
