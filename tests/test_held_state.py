@@ -4,8 +4,8 @@ A catch-up commits an entity's batches one after another. Two lookups against si
 at every batch: the batch's row hashes against a snapshot entity's state, and the batch's
 keys against the keys of the partitions it falls in (rows of new keys are appended, the
 others merged). Both read only what changed since the batch before (``held``, by data
-file) and probe the large side against the batch's values (``frames.is_in_large``), so that
-a catch-up does not cost batches x table. Here on parcels keyed on (depot, parcel number),
+file), and the hashes are held sorted and probed in order (``frames.SortedSet``), so that a
+catch-up does not cost batches x table. Here on parcels keyed on (depot, parcel number),
 partitioned by the day they were sent: not the demo's shape.
 """
 
@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from lakehouse.core import delta
-from lakehouse.core.frames import is_in_large
+from lakehouse.core.frames import SortedSet, is_in_large
 from lakehouse.core.storage import Location
 from lakehouse.declare import catalog
 from lakehouse.layers.silver import merge
@@ -54,6 +54,23 @@ def test_is_in_large_is_is_in(seed):
         if values.dtype != large.dtype:  # an all-null side: give both the same type
             values, large = values.cast(pl.String), large.cast(pl.String)
         assert is_in_large(values, large).to_list() == values.is_in(large.implode()).to_list()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sorted_set_is_is_in(seed):
+    """Silver's row hashes sorted once and probed by batch: ``is_in`` again, on 64-bit values
+    at both ends of the range and repeated, with nulls on both sides and empty sets."""
+    rng = random.Random(seed)
+    pool = [-(2**63), 2**63 - 1, 0, *(rng.randint(-(2**63), 2**63 - 1) for _ in range(60))]
+    for size in (0, 1, 300):
+        large = pl.Series([rng.choice([None, *pool]) for _ in range(size)], dtype=pl.Int64)
+        known = SortedSet(large)
+        for _ in range(5):
+            values = pl.Series(
+                [rng.choice([None, *pool]) for _ in range(rng.randint(0, 50))], dtype=pl.Int64
+            )
+            expected = values.is_in(large.drop_nulls().implode()).fill_null(False)
+            assert known.contains(values).to_list() == expected.to_list()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""Polars helpers the layers share: a table read by file, a membership test."""
+"""Polars helpers the layers share: a table read by file, membership tests."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -10,13 +11,33 @@ from lakehouse.core import delta
 
 
 def is_in_large(values: pl.Series, large: pl.Series) -> pl.Series:
-    """``values.is_in(large)`` where ``large`` is silver's state or a parent's keys (millions)
-    and ``values`` a batch's: ``large`` probes a hash set of ``values``, and only the values
-    found make the second set. ``values.is_in(large)`` builds a hash set of ``large`` at every
+    """``values.is_in(large)`` where ``large`` is a parent's keys in silver (millions, of any
+    type) and ``values`` a batch's: ``large`` probes a hash set of ``values``, and only the
+    values found make the second set. ``values.is_in(large)`` builds a hash set of ``large`` at every
     batch, which made a catch-up of many batches cost batches x state (SF 10: 0.08 s for
     750,000 values against 8 million, instead of 0.38 s)."""
     found = large.filter(large.is_in(values.implode()))
     return values.is_in(found.implode())
+
+
+class SortedSet:
+    """A large set of 64-bit integers (silver's row hashes), sorted once and probed by many
+    batches: each batch's values are sorted and looked up in order (a binary search that
+    walks the set from start to end, cache friendly), so a batch costs its own size, not
+    the set's. 750,000 hashes against 8 million: 0.07 s, where ``is_in_large`` takes
+    0.35 s; sorting the set costs about as much as one ``is_in_large``."""
+
+    def __init__(self, values: pl.Series) -> None:
+        self._sorted = np.sort(values.drop_nulls().cast(pl.Int64).to_numpy())
+
+    def contains(self, values: pl.Series) -> pl.Series:
+        """``values.is_in(set)``, nulls not contained."""
+        probes = np.sort(values.drop_nulls().cast(pl.Int64).to_numpy())
+        if len(self._sorted):
+            at = np.searchsorted(self._sorted, probes).clip(max=len(self._sorted) - 1)
+            probes = probes[self._sorted[at] != probes]  # the values the set lacks
+        absent = pl.Series(values.name, probes, pl.Int64)
+        return (~values.cast(pl.Int64).is_in(absent.implode())).fill_null(False)
 
 
 def read_by_file(dataset, columns: list[str], held: dict[str, pl.DataFrame]) -> pl.DataFrame:

@@ -11,13 +11,13 @@ Pure functions on Polars frames, except ``current_state`` (one narrow read of si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
 
 from lakehouse.core import delta
-from lakehouse.core.frames import is_in_large, read_by_file
+from lakehouse.core.frames import SortedSet, read_by_file
 from lakehouse.core.storage import Location
 from lakehouse.declare.declaration import DELETED_AT, ROW_HASH, Entity, Snapshot
 from lakehouse.layers.silver.conform import missing_columns, typed
@@ -44,6 +44,25 @@ class Diff:
         return unchanged + (f", {self.gone.height} vanished" if self.gone is not None else "")
 
 
+@dataclass
+class Held:
+    """Silver's state as a driver keeps it between an entity's batches: its keys and hashes
+    by data file (``read_by_file``: only the files added since are read), and the live row
+    hashes as a ``SortedSet``, sorted again only when the files change (most snapshots change
+    little, and a batch that changes nothing changes no file)."""
+
+    by_file: dict[str, pl.DataFrame] = field(default_factory=dict)
+    files: frozenset[str] = frozenset()
+    hashes: SortedSet | None = None
+
+    def known(self, live_state: pl.DataFrame) -> SortedSet:
+        """The row hashes of ``live_state``, which was read through ``by_file``."""
+        files = frozenset(self.by_file)
+        if self.hashes is None or not files or files != self.files:
+            self.hashes, self.files = SortedSet(live_state.get_column(ROW_HASH)), files
+        return self.hashes
+
+
 def declared(entity: Entity) -> Snapshot:
     """The entity's ``snapshot`` declaration: the functions that need it are only called for
     a snapshot source."""
@@ -56,20 +75,24 @@ def diff(
     raw: pl.DataFrame,
     entity: Entity,
     target: Location | None,
-    held: dict[str, pl.DataFrame] | None = None,
+    held: Held | None = None,
 ) -> Diff:
     """The diff a snapshot stage: of a snapshot source, the rows that change silver (one
     narrow read of silver's keys and hashes), and a copy a later snapshot of the batch
     repeats goes; other sources' rows all stay. ``target`` None: a rebuild, diffed against
-    nothing but its own snapshots."""
+    nothing but its own snapshots. ``held``: what the driver keeps between batches."""
     if not entity.snapshot or missing_columns(raw.columns, entity):
         return Diff(raw)  # a batch without a declared column fails when typed
-    current = current_state(target, entity, held) if target is not None else None
+    by_file = held.by_file if held is not None else None
+    current = current_state(target, entity, by_file) if target is not None else None
     live_keys = live(current)
     gone = None
     if live_keys is not None and entity.snapshot.vanished != "keep" and raw.height:
         gone = vanished(raw, entity, live_keys)
-    return Diff(changed(raw, entity, live_keys), gone, current, snapshot=True)
+    known = None
+    if live_keys is not None:
+        known = held.known(live_keys) if held is not None else SortedSet(live_keys[ROW_HASH])
+    return Diff(changed(raw, entity, live_keys, known), gone, current, snapshot=True)
 
 
 def hashed(raw: pl.DataFrame, entity: Entity) -> pl.DataFrame:
@@ -137,10 +160,16 @@ def live(current: pl.DataFrame | None) -> pl.DataFrame | None:
     return current.filter(pl.col(DELETED_AT).is_null()).drop(DELETED_AT)
 
 
-def changed(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame | None) -> pl.DataFrame:
+def changed(
+    raw: pl.DataFrame,
+    entity: Entity,
+    current: pl.DataFrame | None,
+    hashes: SortedSet | None = None,
+) -> pl.DataFrame:
     """The raw rows (with ``_row_hash``) that change something: every row of a key whose rows
     all carry the hash silver holds for it is dropped, and so is a copy of a row that a later
-    snapshot of the batch repeats (the latest stays).
+    snapshot of the batch repeats (the latest stays). ``hashes``: ``current``'s row hashes,
+    when already sorted.
 
     The work is done on a narrow frame (hash, arrival order, row number, typed keys); the
     batch itself is filtered once, in its own order.
@@ -149,9 +178,12 @@ def changed(raw: pl.DataFrame, entity: Entity, current: pl.DataFrame | None) -> 
     order = [c for c in ORDER_OF_ARRIVAL if c in raw.columns]
     narrow = marked.select(ROW_HASH, *order).with_row_index("__row")
     if current is not None:  # the hash covers the key: a known hash is a known (key, row)
+        hashes = hashes or SortedSet(current.get_column(ROW_HASH))
+        known = hashes.contains(narrow.get_column(ROW_HASH))
+        if known.all():  # a snapshot that changes nothing: no key to type, nothing kept
+            return marked.head(0)
         keys = [f"__key_{k}" for k in entity.keys]
         narrow = narrow.with_columns(raw.select(_typed_keys(raw, entity)))
-        known = is_in_large(narrow.get_column(ROW_HASH), current.get_column(ROW_HASH))
         touched = narrow.filter(~known).select(keys).unique()
         narrow = narrow.join(touched, on=keys, how="semi", nulls_equal=True)
     return marked.filter(latest_arrivals(narrow, [ROW_HASH]))  # a later snapshot's copy wins

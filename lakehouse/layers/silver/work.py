@@ -154,7 +154,7 @@ class PreparedBatch:
         diff, rows = self.diff, self.rows
         if rows is None:  # diffed now, after the entity's batch before it merged
             target = work.lake.child("silver", entity.name)
-            held = opened.setdefault(f"silver state of {entity.name}", {})
+            held = opened.setdefault(f"silver state of {entity.name}", snapshots.Held())
             diff = snapshots.diff(diff.changed, entity, target, held)
             rows = stages.checked(diff.changed, entity, work.policy)
         parents = _parent_keys(work.lake, entity, opened)
