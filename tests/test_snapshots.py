@@ -107,6 +107,19 @@ def last_merge_metrics(house) -> dict:
     return commit["operationMetrics"]
 
 
+def silver_killed_at_the_merge(house, monkeypatch) -> None:
+    """A silver run killed where a batch's MERGE would start."""
+    from lakehouse.layers.silver import batch
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed at the MERGE")
+
+    monkeypatch.setattr(batch, "merge", killed)
+    with pytest.raises(Exception, match="killed at the MERGE"):
+        house.run("silver")
+    monkeypatch.undo()
+
+
 def next_snapshot(rows: dict, changed: int, new: int, vanished: int) -> tuple[dict, list, list]:
     """``rows`` with ``changed`` prices raised, ``new`` keys added and ``vanished`` removed."""
     keys = sorted(rows)
@@ -162,8 +175,6 @@ def test_a_snapshot_merges_only_its_changed_and_new_rows_and_keeps_vanished_keys
 def test_a_run_killed_between_the_append_of_new_keys_and_the_merge_is_completed_by_the_rerun(
     prices, monkeypatch, vanished
 ):
-    from lakehouse.layers.silver import batch
-
     declare(prices, vanished)
     first = price_list(400)
     deliver(prices, "2031-03-01", first)
@@ -172,15 +183,9 @@ def test_a_run_killed_between_the_append_of_new_keys_and_the_merge_is_completed_
     prices.run("bronze")
     before = prices.version("silver/prices")
 
-    def killed(*args, **kwargs):
-        raise RuntimeError("killed before the MERGE")
-
-    monkeypatch.setattr(batch, "merge", killed)
-    with pytest.raises(Exception, match="killed before the MERGE"):
-        prices.run("silver")
+    silver_killed_at_the_merge(prices, monkeypatch)
     assert prices.version("silver/prices") == before + 1  # the 9 new keys only
     assert silver(prices).height == 400 + 9
-    monkeypatch.undo()
 
     prices.run("silver")
     merged = last_merge_metrics(prices)  # the rerun found the new keys' rows unchanged
@@ -255,6 +260,46 @@ def test_a_bad_row_in_a_snapshot_is_quarantined_and_the_last_good_version_stays(
     assert quarantined.height == 1
     assert "price" in quarantined["reason"][0]
     assert quarantined["source_file"][0].endswith("prices_2031-03-02_a.csv")
+
+
+def test_batches_that_change_nothing_commit_nothing_and_a_kill_after_them_is_finished_once(
+    prices, monkeypatch
+):
+    """A catch-up over snapshots seen before: their batches commit nothing (the next commit
+    carries the watermark past them). Killed at the MERGE of a later batch, after its
+    quarantine commit, the rerun goes on from the watermark, over the batches that
+    committed nothing, and neither quarantines the bad row twice nor leaves work behind."""
+    from lakehouse.core import delta
+
+    declare(prices, "keep")
+    prices.configure("bronze", max_rows_per_commit=100)  # each part its own bronze commit
+    prices.configure("silver", max_cells_per_batch=100 * 4)  # ... and its own batch
+    first = price_list(200)
+    deliver(prices, "2031-03-01", first)
+    for day in ("2031-03-02", "2031-03-03", "2031-03-04"):
+        land(prices, day, first)  # the same list again: 6 batches that change nothing
+    last, raised, _ = next_snapshot(first, changed=3, new=0, vanished=0)
+    bad = ("v1", 1001)  # in the first part, with the raised prices: one batch
+    last[bad] = {**first[bad], "price": "-1.00"}
+    land(prices, "2031-03-05", last)
+    prices.run("bronze")
+    before = prices.version("silver/prices")
+
+    silver_killed_at_the_merge(prices, monkeypatch)
+    assert prices.version("silver/prices") == before  # the 6 unchanged batches: no commit
+    done = delta.last_watermark(DeltaTable(str(prices.lake / "silver" / "prices")), "silver:prices")
+    quarantined = DeltaTable(str(prices.lake / "_quarantine" / "prices"))
+    pending = delta.last_watermark(quarantined, "silver:prices")
+    assert pending["batch"] == done["batch"] + 7  # quarantined, 6 batches past the watermark
+
+    prices.run("silver")
+    expected = {**last, bad: first[bad]}  # the bad price quarantined, the last good one kept
+    assert as_rows(silver(prices)) == expected
+    assert prices.table("_quarantine/prices").height == 1  # not quarantined again
+    assert prices.version("_quarantine/prices") == quarantined.version()  # no commit either
+    finished = prices.version("silver/prices")
+    prices.run("silver")  # nothing left to do
+    assert prices.version("silver/prices") == finished
 
 
 @pytest.mark.parametrize(

@@ -94,10 +94,18 @@ def commit(
     diff: snapshots.Diff,
     rows: Checked,
     held: dict | None = None,
+    last: bool = True,
 ) -> list[delta.WriteResult]:
     """Stages 6-9 of a batch whose ``read`` bronze rows were diffed and checked: parents,
     partition and grain, then the quarantine commit and the merge commit (the driver's).
-    ``held``: silver's keys read by the entity's batch before (``merge.split_new``)."""
+    ``held``: silver's keys read by the entity's batch before (``merge.split_new``).
+
+    A batch that changes nothing (a snapshot seen before: no row to quarantine, merge or
+    append, no key vanished) commits nothing unless it is the run's ``last`` of the entity:
+    the next batch's commit carries the watermark past it. Killed before that, the rerun
+    reads it again and again finds nothing to do; killed after a later batch's quarantine
+    commit, the rerun plans from the watermark (that commit is not the next batch's, so
+    not taken as done) and finds those rows quarantined already (``not_yet_quarantined``)."""
     bronze = lake.child("bronze", entity.source)
     target = lake.child("silver", entity.name)
     quarantined = lake.child("_quarantine", entity.name)
@@ -116,6 +124,8 @@ def commit(
     )
     fresh, known = split_new(target, entity, valid, diff.current, held)
     to_merge = snapshots.with_vanished(known, diff.gone)
+    if not (last or results or fresh.height or to_merge.height) and isinstance(batch, Batch):
+        return [delta.WriteResult(target.name, target.uri, "unchanged", 0, None, read)]
     if fresh.height and to_merge.is_empty():  # all new keys: the append is the batch's commit
         appended = append_new(target, entity, fresh, properties, run_id, last=True)
         return [*results, replace(appended, rows_read=read, inputs=(bronze.uri,))]

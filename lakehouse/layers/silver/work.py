@@ -161,7 +161,7 @@ class PreparedBatch:
         keys = opened.setdefault(f"silver keys of {entity.name}", {})
         self.results = stages.commit(
             entity, work.batch, work.lake, work.app_id, work.run_id, parents, work.policy,
-            self.read, diff, rows, keys,
+            self.read, diff, rows, keys, work.last,
         )  # fmt: skip
         self.diff, self.rows = snapshots.Diff(pl.DataFrame()), None  # its rows are in silver
         if work.last:  # the entity's state is held no longer than its batches need it
