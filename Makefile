@@ -56,8 +56,10 @@ system-deps:
 tests/editor/node_modules: tests/editor/package-lock.json | system-deps
 	cd tests/editor && npm ci --no-audit --no-fund --silent
 
+# The default suite on every core (pytest-xdist), a test file per worker at a time: a
+# module's fixtures (an end-to-end lake) are built once, not once per worker.
 test: install-dev system-deps tests/editor/node_modules  ## the default test suite (under 10 minutes)
-	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile --durations=15
 
 test-slow: install-dev system-deps  ## the slow suites (Ray, a real cron daemon); CI runs them too
 	$(BIN)/python -m pytest -q -m slow --durations=15

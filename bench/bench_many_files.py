@@ -4,7 +4,10 @@ For each count, a landing folder of that many one-row CSV files of the demo's ``
 source is written, then ``flowerpower pipeline run bronze`` ingests them into an empty
 lake, run again (as cron would) while files wait (``max_files_per_run`` in bronze.yml);
 the script prints the runs, their wall time, files per second and the peak memory of the
-largest run (the children's max RSS), and checks every row landed.
+largest run (the children's max RSS), and checks every row landed. Then the folder's
+listing alone, each way in a child process of its own: fsspec's ``ls`` (a dict per file),
+reduced to what bronze keeps, against ``lakehouse.io.listing`` (the folder read entry by
+entry); seconds and the memory the listing added, and their ratios.
 
     python bench/bench_many_files.py --files 10000 200000
 """
@@ -57,11 +60,49 @@ def ingest(work: Path) -> tuple[float, float]:
     return seconds, peak / 1024
 
 
+# Each lists the folder and keeps (path, size, version, modified) per file, no more; its
+# imports are done before the clock and the memory are read.
+LISTINGS = {
+    "fsspec ls": (
+        "fs = fsspec.filesystem('file')",
+        "listed = [(i['name'], i['size'], i['mtime'], i['mtime'])"
+        " for i in fs.ls(folder, detail=True) if i['type'] == 'file']",
+    ),
+    "lakehouse.io.listing": (
+        "from lakehouse.io.listing import files_in; fs = fsspec.filesystem('file')",
+        "listed = list(files_in(fs, folder))",
+    ),
+}
+MEASURE = """
+import sys, time, fsspec, psutil
+folder = sys.argv[1]
+{setup}
+before, started = psutil.Process().memory_info().rss, time.perf_counter()
+{listing}
+seconds, added = time.perf_counter() - started, psutil.Process().memory_info().rss - before
+print(len(listed), seconds, added / 2**20)
+"""
+
+
+def listings(folder: Path) -> dict[str, tuple[float, float]]:
+    """(seconds, MiB added) of each way of listing ``folder``."""
+    figures = {}
+    for name, (setup, listing) in LISTINGS.items():
+        code = MEASURE.format(setup=setup, listing=listing)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(folder)], cwd=PROJECT, capture_output=True,
+            text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        figures[name] = (float(out[1]), float(out[2]))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, nargs="+", default=[10_000, 200_000])
     args = parser.parse_args()
     print(f"{'files':>9} {'runs':>5} {'seconds':>9} {'files/s':>9} {'peak MiB':>9}")
+    listed: dict[int, dict[str, tuple[float, float]]] = {}
     for count in sorted(args.files):
         work = Path(tempfile.mkdtemp(prefix="bench_many_files_"))
         try:
@@ -75,8 +116,16 @@ def main() -> None:
             assert landed == count, f"{landed} rows of {count} landed"
             rate = count / seconds
             print(f"{count:>9,} {runs:>5} {seconds:>9.1f} {rate:>9,.0f} {peak:>9,.0f}")
+            listed[count] = listings(work / "landing" / "orders")
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    print(f"\nthe listing alone\n{'files':>9} {'way':<22} {'seconds':>8} {'MiB':>6}")
+    for count, figures in listed.items():
+        for name, (seconds, mib) in figures.items():
+            print(f"{count:>9,} {name:<22} {seconds:>8.2f} {mib:>6.0f}")
+        (old_s, old_mib), (new_s, new_mib) = figures.values()
+        ratios = f"{new_s / old_s:>7.2f}x {new_mib / old_mib:>5.2f}x"
+        print(f"{count:>9,} {'ratio lean / fsspec':<22} {ratios}")
 
 
 if __name__ == "__main__":

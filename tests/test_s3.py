@@ -158,6 +158,27 @@ for i in range(15):
 
 
 @pytest.mark.slow
+def test_an_s3_listing_is_fsspecs_cut_down_over_several_pages(s3_lakehouse):
+    """Bronze lists an S3 prefix page by page, keeping a ``Listed`` per file and none of
+    s3fs's dicts (``lakehouse.io.listing``): the files and fingerprints of fsspec's ``ls``."""
+    from lakehouse.io.listing import files_in
+    from lakehouse.layers.bronze.landing_files import fingerprint, fingerprint_of
+
+    fs = s3fs.S3FileSystem()
+    prefix = f"{s3_lakehouse.bucket}/landing/exports"
+    objects = {f"{prefix}/part_{n:05d}.csv": b"a,b\n" * (n % 7) for n in range(1_203)}
+    objects[f"{prefix}/nested/inner.csv"] = b"a\n"  # a folder: not a file of the prefix
+    fs.pipe(objects)
+    listed = {entry.path: entry for entry in files_in(fs, f"s3://{prefix}")}
+    assert not fs.dircache  # nothing of the listing kept by s3fs
+    expected = {i["name"]: i for i in fs.ls(prefix, detail=True) if i["type"] == "file"}
+    assert len(listed) == 1_203 and sorted(listed) == sorted(expected)
+    for path, entry in listed.items():
+        assert entry.size == expected[path]["size"]
+        assert fingerprint_of(entry.size, entry.version) == fingerprint(expected[path])
+
+
+@pytest.mark.slow
 def test_two_concurrent_writers_lose_no_commits(s3_lakehouse):
     uri = f"{s3_lakehouse.lake_uri}/contended"
     options = storage.delta_storage_options(uri)

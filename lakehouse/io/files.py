@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from lakehouse.core import names
 from lakehouse.core.storage import Location, replace_file
+from lakehouse.io import listing
 from lakehouse.io.base import Change, Moved, PluginError, Sink, Source, register
 
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".bz2": "bz2", ".xz": "xz"}
@@ -87,29 +88,30 @@ class FileSource(Source):
                 name = name[: -len(suffix)]
         return name.endswith(self.suffixes) or self.compression not in ("infer", "none")
 
-    def list_files(self, default: Location) -> list[tuple[str, str, dict]]:
-        """``(uri, name, info)`` of every file to consider, by name; ``name`` is unique within
-        the source (the path below the folder, or below the glob's fixed part)."""
+    def list_files(self, default: Location) -> list[listing.Listed]:
+        """Every file to consider, by name; ``name`` is unique within the source (the path
+        below the folder, or below the glob's fixed part). A folder is read entry by entry,
+        nothing kept of a file but a ``Listed`` (``lakehouse.io.listing``)."""
         uri = self.spec.get("uri")
         place = Location.from_uri(uri) if uri else default
         if not any(c in place.uri for c in GLOB_CHARACTERS):
             if not place.exists():
                 return []
-            listing = place.fs.ls(place.uri, detail=True)
+            entries = listing.files_in(place.fs, place.uri)
             base = place.uri
         else:
-            listing = list(place.fs.glob(place.uri, detail=True).values())
+            globbed = place.fs.glob(place.uri, detail=True).values()
+            entries = (listing.entry(info) for info in globbed if info["type"] == "file")
             base = place.uri[: min(place.uri.find(c) for c in GLOB_CHARACTERS if c in place.uri)]
             base = base.rsplit("/", 1)[0]
         protocol = place.uri.split("://", 1)[0] + "://" if "://" in place.uri else ""
         found = []
-        for info in listing:
-            path = info["name"]
+        for path, size, version, modified in entries:
             full = path if path.startswith(protocol) else f"{protocol}{path}"
             name = full[len(base) :].lstrip("/") if full.startswith(base) else path.rsplit("/")[-1]
-            if info["type"] == "file" and self.matches(name.rsplit("/", 1)[-1]):
-                found.append((full, name, info))
-        return sorted(found, key=lambda f: f[1])
+            if self.matches(name.rsplit("/", 1)[-1]):
+                found.append(listing.Listed(full, name, size, version, modified))
+        return sorted(found, key=lambda f: f.name)
 
     def parse(self, data: bytes) -> pl.DataFrame:
         raise NotImplementedError
