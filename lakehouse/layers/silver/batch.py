@@ -125,7 +125,7 @@ def commit(
     fresh, known = split_new(target, entity, valid, diff.current, held)
     to_merge = snapshots.with_vanished(known, diff.gone)
     if not (last or results or fresh.height or to_merge.height) and isinstance(batch, Batch):
-        return [delta.WriteResult(target.name, target.uri, "unchanged", 0, None, read)]
+        return [delta.WriteResult(target.name, target.uri, "none", 0, None, read)]
     if fresh.height and to_merge.is_empty():  # all new keys: the append is the batch's commit
         appended = append_new(target, entity, fresh, properties, run_id, last=True)
         return [*results, replace(appended, rows_read=read, inputs=(bronze.uri,))]
