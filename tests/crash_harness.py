@@ -1,6 +1,8 @@
 """Kill a running pipeline with SIGKILL at a random moment, rerun it, compare every table.
 
-Used by ``tests/test_crash.py`` (20 trials) and ``bench/crash_soak.py`` (hundreds). The
+Used by ``tests/test_crash.py`` (20 trials) and ``bench/crash_soak.py`` (hundreds). Also
+``silver_killed_at_the_merge``: a silver run stopped in the test's own process where a
+batch's MERGE would start (after its quarantine commit and its append of new keys). The
 landing zone is prepared once and shared (it is the upstream, read-only for the lake); each
 trial gets its own lake. The reference is one uninterrupted run over the same landing zone.
 """
@@ -21,6 +23,22 @@ from pathlib import Path
 import polars as pl
 import yaml
 from deltalake import DeltaTable
+
+
+def silver_killed_at_the_merge(house, monkeypatch) -> None:
+    """Run silver in this process with every batch's MERGE failing; the run fails."""
+    import pytest
+
+    from lakehouse.layers.silver import batch
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed at the MERGE")
+
+    monkeypatch.setattr(batch, "merge", killed)
+    with pytest.raises(Exception, match="killed at the MERGE"):
+        house.run("silver")
+    monkeypatch.undo()
+
 
 PER_RUN_COLUMNS = ("_ingested_at", "_run_id", "run_id", "quarantined_at")
 FLOWERPOWER = str(Path(sys.executable).parent / "flowerpower")

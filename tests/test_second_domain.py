@@ -14,6 +14,7 @@ import duckdb
 import polars as pl
 import pytest
 import web_events
+from crash_harness import silver_killed_at_the_merge
 from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 
@@ -116,8 +117,6 @@ def _corrected(view: dict) -> dict:
 def test_new_keys_are_appended_and_only_known_keys_merged_even_when_killed_between(
     web, monkeypatch
 ):
-    from lakehouse.layers.silver import batch
-
     good = _land_first_drop(web)
     for layer in ("bronze", "silver"):
         web.run(layer)
@@ -140,15 +139,9 @@ def test_new_keys_are_appended_and_only_known_keys_merged_even_when_killed_betwe
     web.run("bronze")
     before = views.version()
 
-    def killed(*args, **kwargs):
-        raise RuntimeError("killed before the MERGE")
-
-    monkeypatch.setattr(batch, "merge", killed)
-    with pytest.raises(Exception, match="killed before the MERGE"):
-        web.run("silver")
+    silver_killed_at_the_merge(web, monkeypatch)
     views.update_incremental()
     assert views.version() == before + 1  # the 10 new views only
-    monkeypatch.undo()
 
     web.run("silver")
     views.update_incremental()

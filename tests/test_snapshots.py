@@ -14,6 +14,7 @@ from decimal import Decimal
 import polars as pl
 import pytest
 import yaml
+from crash_harness import silver_killed_at_the_merge
 from deltalake import DeltaTable
 
 DECLARATION = {
@@ -105,19 +106,6 @@ def last_merge_metrics(house) -> dict:
     commit = last_commit(house)
     assert commit["operation"] == "MERGE"
     return commit["operationMetrics"]
-
-
-def silver_killed_at_the_merge(house, monkeypatch) -> None:
-    """A silver run killed where a batch's MERGE would start."""
-    from lakehouse.layers.silver import batch
-
-    def killed(*args, **kwargs):
-        raise RuntimeError("killed at the MERGE")
-
-    monkeypatch.setattr(batch, "merge", killed)
-    with pytest.raises(Exception, match="killed at the MERGE"):
-        house.run("silver")
-    monkeypatch.undo()
 
 
 def next_snapshot(rows: dict, changed: int, new: int, vanished: int) -> tuple[dict, list, list]:
