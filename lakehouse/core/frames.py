@@ -22,22 +22,21 @@ def is_in_large(values: pl.Series, large: pl.Series) -> pl.Series:
 
 class SortedSet:
     """A large set of 64-bit integers (silver's row hashes), sorted once and probed by many
-    batches: each batch's values are sorted and looked up in order (a binary search that
-    walks the set from start to end, cache friendly), so a batch costs its own size, not
-    the set's. 750,000 hashes against 8 million: 0.07 s, where ``is_in_large`` takes
-    0.35 s; sorting the set costs about as much as one ``is_in_large``."""
+    batches: each batch's values are sorted and joined to the set, which Polars does as a
+    merge of two sorted columns, so a batch costs its own size, not the set's. 750,000
+    hashes against 8 million: 0.04 s, where a binary search of each (``np.searchsorted``)
+    takes 0.09 s and ``is_in_large`` 0.35 s; sorting the set costs 0.2 s, once."""
 
     def __init__(self, values: pl.Series) -> None:
-        self._sorted = np.sort(values.drop_nulls().cast(pl.Int64).to_numpy())
+        self._sorted = pl.DataFrame({"v": values.drop_nulls().cast(pl.Int64).sort()})
 
     def contains(self, values: pl.Series) -> pl.Series:
         """``values.is_in(set)``, nulls not contained."""
-        probes = np.sort(values.drop_nulls().cast(pl.Int64).to_numpy())
-        if len(self._sorted):
-            at = np.searchsorted(self._sorted, probes).clip(max=len(self._sorted) - 1)
-            probes = probes[self._sorted[at] != probes]  # the values the set lacks
-        absent = pl.Series(values.name, probes, pl.Int64)
-        return (~values.cast(pl.Int64).is_in(absent.implode())).fill_null(False)
+        probes = pl.DataFrame({"v": values.cast(pl.Int64)}).with_row_index("at")
+        probes = probes.drop_nulls("v").sort("v")  # both sides sorted: a merge join
+        found = np.zeros(len(values), dtype=bool)
+        found[probes.join(self._sorted, on="v").get_column("at").to_numpy()] = True
+        return pl.Series(values.name, found)
 
 
 def read_by_file(dataset, columns: list[str], held: dict[str, pl.DataFrame]) -> pl.DataFrame:

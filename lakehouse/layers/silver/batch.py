@@ -82,6 +82,26 @@ def validated(
     return with_parents(checked(raw, entity, policy), entity, parent_keys, policy)
 
 
+def changes_nothing(diff: snapshots.Diff, batch: Batch | ColumnBatch, last: bool) -> bool:
+    """Whether a batch's diff leaves nothing to check or commit: a snapshot batch, not the
+    entity's last of the run, whose rows silver holds already and whose newest snapshot
+    lacks no live key (the driver then skips stages 3-9; see ``commit``)."""
+    gone = diff.gone is not None and not diff.gone.is_empty()
+    return (
+        diff.snapshot
+        and diff.changed.is_empty()
+        and not gone
+        and not last
+        and (isinstance(batch, Batch))
+    )
+
+
+def nothing_committed(entity: Entity, lake: Location, read: int) -> delta.WriteResult:
+    """The result of a batch that commits nothing (``commit``)."""
+    target = lake.child("silver", entity.name)
+    return delta.WriteResult(target.name, target.uri, "none", 0, None, read)
+
+
 def commit(
     entity: Entity,
     batch: Batch | ColumnBatch,
@@ -125,7 +145,7 @@ def commit(
     fresh, known = split_new(target, entity, valid, diff.current, held)
     to_merge = snapshots.with_vanished(known, diff.gone)
     if not (last or results or fresh.height or to_merge.height) and isinstance(batch, Batch):
-        return [delta.WriteResult(target.name, target.uri, "none", 0, None, read)]
+        return [nothing_committed(entity, lake, read)]
     if fresh.height and to_merge.is_empty():  # all new keys: the append is the batch's commit
         appended = append_new(target, entity, fresh, properties, run_id, last=True)
         return [*results, replace(appended, rows_read=read, inputs=(bronze.uri,))]

@@ -268,7 +268,7 @@ def _newest_through(bronze: Location, column: str, done: dict) -> str | None:
     merged twice beyond the lookback)."""
     if done["bronze_through"] < 0:
         return None
-    table = _existing(bronze, done["bronze_through"])
+    table = existing(bronze, done["bronze_through"])
     values = table.to_pyarrow_dataset().to_table(columns=[column])
     return _newest(delta.frame(values).to_series())
 
@@ -277,14 +277,14 @@ def bronze_rows(bronze: Location, batch: Batch | ColumnBatch, table=None) -> pl.
     """The batch's bronze rows (version batches also carry ``_commit_version``); ``table``:
     bronze opened at or after the batch's last version (None: opened here)."""
     if isinstance(batch, ColumnBatch):
-        dataset = _existing(bronze, batch.bronze_version).to_pyarrow_dataset()
+        dataset = existing(bronze, batch.bronze_version).to_pyarrow_dataset()
         dtype = dataset.schema.field(batch.column).type
         column = pc.field(batch.column)
         window = column <= _as_column_value(batch.upto, dtype)
         if batch.since is not None:
             window = window & (column >= _as_column_value(batch.since, dtype))
         return delta.frame(delta.read_where(dataset, window))
-    table = table or _existing(bronze)
+    table = table or existing(bronze)
     files = delta.appended_files(bronze, table, batch.after, batch.through)
     if files is not None:  # plain appends: their Parquet files read as they are, 2-3x faster
         return _read_appended(bronze, table, files)
@@ -293,7 +293,7 @@ def bronze_rows(bronze: Location, batch: Batch | ColumnBatch, table=None) -> pl.
     return rows.filter(pl.col("_change_type") == "insert").drop("_change_type", "_commit_timestamp")
 
 
-def _existing(bronze: Location, version: int | None = None):
+def existing(bronze: Location, version: int | None = None):
     """The bronze table a batch was planned from (it exists: planning read it)."""
     table = delta.open_table(bronze, version=version)
     if table is None:
