@@ -26,6 +26,7 @@ from lakehouse.core.storage import Location
 from lakehouse.declare import catalog
 from lakehouse.layers.bronze import commit, ingest, landing_files, pull
 from lakehouse.layers.bronze.landing_files import LandingFile
+from lakehouse.layers.silver import snapshots
 from lakehouse.runtime import integration
 
 integration.install()  # hooks, executors, logs: lakehouse/runtime/integration.py
@@ -111,7 +112,8 @@ def new_landing_files(
         entities = datasets.entities_of_source(name)
         required = tuple(dict.fromkeys(c for e in entities for c in e.columns))
         closed = any(e.schema_evolution == "fail" for e in entities)
-        files += landing_files.list_new_files(landing, lake, name, source, required, closed)
+        hashed = tuple((e.name, tuple(e.columns)) for e in entities if snapshots.reads_hashes(e))
+        files += landing_files.list_new_files(landing, lake, name, source, required, closed, hashed)
     files = landing_files.settled(files, settle_seconds) if settle_seconds else files
     logger.debug(f"bronze: {len(files)} new landing files")
     return files

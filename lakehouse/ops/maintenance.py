@@ -6,7 +6,8 @@ full vacuum deletes every file the log no longer references and that is older th
 retention: files replaced by compaction, MERGE or partition replacement, and the Parquet
 files a killed bronze run staged but never committed. Keep the retention longer than any
 downstream layer may fall behind: the change data feed of an old version needs its files.
-Log files are kept (the watermarks are in the commits' metadata).
+Log files are kept (the watermarks are in the commits' metadata). The row hashes bronze
+keeps beside its data files (``core.row_hashes``) go with their data files.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from lakehouse.core import delta, fence
+from lakehouse.core import delta, fence, row_hashes
 from lakehouse.core.storage import Location
 
 
@@ -40,7 +41,9 @@ def data_files(location: Location) -> Sizes:
     sizes = [
         info["size"]
         for path, info in found.items()
-        if path.endswith(".parquet") and "/_delta_log/" not in path
+        if path.endswith(".parquet")
+        and "/_delta_log/" not in path
+        and f"/{row_hashes.FOLDER}/" not in path
     ]
     return Sizes(len(sizes), sum(sizes))
 
@@ -59,6 +62,7 @@ def maintain(location: Location, target_file_mb: int, retention_hours: int) -> M
         enforce_retention_duration=False,
         full=True,
     )
+    swept = row_hashes.sweep(location)  # Delta's vacuum leaves the _row_hashes folder alone
     after = data_files(location)
     done = Maintained(
         location.name, before, after, int(metrics.get("numFilesRemoved", 0)), len(deleted)
@@ -66,6 +70,6 @@ def maintain(location: Location, target_file_mb: int, retention_hours: int) -> M
     logger.info(
         f"maintenance: {done.table}: {before.files} files {before.bytes:,} bytes -> "
         f"{after.files} files {after.bytes:,} bytes ({done.compacted} compacted, "
-        f"{done.vacuumed} vacuumed)"
+        f"{done.vacuumed} vacuumed" + (f", {swept} row-hash files of them" if swept else "") + ")"
     )
     return done

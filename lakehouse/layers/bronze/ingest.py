@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake.transaction import Transaction
 
-from lakehouse.core import delta, fence
+from lakehouse.core import delta, fence, row_hashes
 from lakehouse.core.storage import Location
 from lakehouse.io.files import BadFileError, read_bytes, read_file
 from lakehouse.layers.bronze.landing_files import LandingFile, bad_files_location
@@ -155,6 +155,7 @@ def _write_staged(
     data = pl.concat(frames, how="diagonal_relaxed")
     relative = f"part-{run_id}-{uuid.uuid4().hex[:12]}.parquet"
     size = _written(table, relative, data)
+    row_hashes.write(table, relative, data, dict(files[0][0].hashed))
     schema = data.head(0).to_arrow().schema
     return [StagedFile(f, relative, size, rows, schema) for f, rows in files]
 
@@ -229,6 +230,7 @@ def _staged_as_is(
     relative = f"{folder}/part-{uuid.uuid4().hex[:12]}.parquet"
     rows = rows.drop(list(LINEAGE), strict=False)  # a landed column of that name: the log's
     size = _written(file.table, relative, data if _as_is(data, rows) else rows)
+    row_hashes.write(file.table, relative, rows, dict(file.hashed))
     schema = pa.schema([*rows.head(0).to_arrow().schema, *_lineage_fields()])
     return StagedFile(file, relative, size, rows.height, schema, lineage)
 

@@ -38,6 +38,7 @@ class LandingFile:
     required: tuple[str, ...] = ()  # columns the entities reading this source declare
     closed: bool = False  # an entity's schema_evolution is fail: no other columns allowed
     modified: float | None = None  # seconds since the epoch, as the store reports it
+    hashed: tuple[tuple[str, tuple[str, ...]], ...] = ()  # snapshot entities: name, columns
 
     @property
     def app_id(self) -> str:
@@ -114,10 +115,12 @@ def list_new_files(
     plugin: FileSource,
     required: tuple[str, ...] = (),
     closed: bool = False,
+    hashed: tuple[tuple[str, tuple[str, ...]], ...] = (),
 ) -> list[LandingFile]:
     """The source's files (``landing/<source>/`` or the plugin's ``uri``) whose fingerprint
     the bronze table has not recorded (as ingested) nor the bad-file table (as unreadable:
-    such a file is retried only once it changes)."""
+    such a file is retried only once it changes). ``hashed``: the snapshot entities whose
+    row hashes bronze keeps beside the file's rows (``core.row_hashes``)."""
     table_location = lake.child("bronze", source)
     listed = plugin.list_files(landing.child(source))
     if not listed:
@@ -142,6 +145,7 @@ def list_new_files(
                 required,
                 closed,
                 modified,
+                hashed,
             )
         )
     return files

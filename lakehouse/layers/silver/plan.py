@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from lakehouse.core import delta
+from lakehouse.core import delta, row_hashes
 from lakehouse.core.settings import ConfigError
 from lakehouse.core.shapes import Shape, checked
 from lakehouse.core.storage import Location
-from lakehouse.declare.declaration import Entity
+from lakehouse.declare.declaration import ROW_HASH, Entity
 from lakehouse.layers.silver import snapshots
 
 
@@ -291,6 +291,23 @@ def bronze_rows(bronze: Location, batch: Batch | ColumnBatch, table=None) -> pl.
     changes = table.load_cdf(starting_version=batch.after + 1, ending_version=batch.through)
     rows = delta.frame(pa.table(changes))
     return rows.filter(pl.col("_change_type") == "insert").drop("_change_type", "_commit_timestamp")
+
+
+def bronze_hashes(bronze: Location, batch: Batch, table, entity: Entity) -> pl.Series | None:
+    """The row hashes of a version batch's bronze rows as bronze kept them beside its data
+    files (``row_hashes``), in the order ``bronze_rows`` reads the rows; None when a file has
+    none for ``entity``'s columns of the types bronze holds them in (then read the rows)."""
+    files = delta.appended_files(bronze, table, batch.after, batch.through)
+    schema = delta.frame(pa.schema(table.schema().to_arrow()).empty_table()).schema
+    if not files or any(c not in schema for c in entity.columns):
+        return None
+    root = bronze.uri.rstrip("/") + "/"
+    if not all(uri.startswith(root) for _, uri, _ in files):
+        return None  # a data file outside the table's folder
+    relatives = [uri[len(root) :] for _, uri, _ in files]
+    covers = row_hashes.signature(schema, list(entity.columns))
+    found = row_hashes.read(bronze, relatives, entity.name, covers)
+    return None if found is None else pl.concat(found).alias(ROW_HASH)
 
 
 def existing(bronze: Location, version: int | None = None):

@@ -131,6 +131,7 @@ class PreparedBatch:
     prepared_in: str  # host/pid of the process that prepared it
     results: list[delta.WriteResult] | None = field(default=None)
     early: bool = True  # the driver commits it as its task returns
+    hashes: pl.Series | None = None  # only its rows' hashes read: rows read if one is new
 
     @property
     def lane(self) -> str:
@@ -157,11 +158,14 @@ class PreparedBatch:
         if rows is None:  # diffed now, after the entity's batch before it merged
             target = work.lake.child("silver", entity.name)
             held = opened.setdefault(f"silver state of {entity.name}", snapshots.Held())
+            if self.hashes is not None:  # not the last batch: may commit nothing
+                if snapshots.all_known(self.hashes, entity, target, held):
+                    return self._commits_nothing()
+                bronze = work.lake.child("bronze", entity.source)
+                diff, self.hashes = snapshots.Diff(bronze_rows(bronze, work.batch)), None
             diff = snapshots.diff(diff.changed, entity, target, held)
             if stages.changes_nothing(diff, work.batch, work.last):
-                self.results = [stages.nothing_committed(entity, work.lake, self.read)]
-                self.diff = snapshots.Diff(pl.DataFrame())
-                return
+                return self._commits_nothing()
             rows = stages.checked(diff.changed, entity, work.policy)
         parents = _parent_keys(work.lake, entity, opened)
         keys = opened.setdefault(f"silver keys of {entity.name}", {})
@@ -173,6 +177,10 @@ class PreparedBatch:
         if work.last:  # the entity's state is held no longer than its batches need it
             opened.pop(f"silver state of {entity.name}", None)
             opened.pop(f"silver keys of {entity.name}", None)
+
+    def _commits_nothing(self) -> None:
+        self.results = [stages.nothing_committed(self.work.entity, self.work.lake, self.read)]
+        self.diff, self.hashes = snapshots.Diff(pl.DataFrame()), None
 
 
 _BRONZE: dict[tuple[str, str], DeltaTable] = {}  # (run, URI): bronze as this process opened it
@@ -197,15 +205,33 @@ def _bronze_of_run(work: BatchWork, bronze: Location) -> DeltaTable | None:
         return table
 
 
+def _hashes_only(work: BatchWork, bronze: Location, table) -> pl.Series | None:
+    """A later snapshot batch's row hashes as bronze keeps them (``row_hashes``), when they
+    may spare reading its rows: not the entity's last batch of the run (that one commits
+    the watermark), of an entity that reads hashes; None otherwise, or without them."""
+    entity, batch = work.entity, work.batch
+    if work.last or table is None or not isinstance(batch, Batch):
+        return None
+    return (
+        plan.bronze_hashes(bronze, batch, table, entity) if snapshots.reads_hashes(entity) else None
+    )
+
+
 def prepare(work: BatchWork) -> PreparedBatch:
     """Stages 1-5 of a batch, wherever the executor runs it: read, diff a snapshot (when
     silver cannot change before the batch commits), type, check, deduplicate."""
     entity = work.entity
     bronze = work.lake.child("bronze", entity.source)
-    raw = bronze_rows(bronze, work.batch, _bronze_of_run(work, bronze))
+    table = _bronze_of_run(work, bronze)
     where = f"{socket.gethostname()}/{os.getpid()}"
     if entity.snapshot and work.position > 0:  # silver changes first: diffed by the driver
+        hashes = _hashes_only(work, bronze, table)
+        if hashes is not None:
+            empty = snapshots.Diff(pl.DataFrame())
+            return PreparedBatch(work, hashes.len(), empty, None, where, hashes=hashes)
+        raw = bronze_rows(bronze, work.batch, table)
         return PreparedBatch(work, raw.height, snapshots.Diff(raw), None, where)
+    raw = bronze_rows(bronze, work.batch, table)
     diff = snapshots.diff(raw, entity, work.lake.child("silver", entity.name))
     return PreparedBatch(
         work, raw.height, diff, stages.checked(diff.changed, entity, work.policy), where
