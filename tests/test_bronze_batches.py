@@ -14,7 +14,7 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
-from lakehouse.core import delta
+from lakehouse.core import delta_log
 from lakehouse.core.storage import Location
 from lakehouse.layers.bronze import ingest, landing_files
 
@@ -99,7 +99,7 @@ def _one_row_files(house, count: int) -> list[str]:
 
 
 def _recorded(house) -> int:
-    known = delta.app_transactions(Location.from_uri(str(house.lake / "bronze" / "readings")))
+    known = delta_log.app_transactions(Location.from_uri(str(house.lake / "bronze" / "readings")))
     return len([app for app in known if app.startswith("file:readings/")])
 
 

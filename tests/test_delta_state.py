@@ -10,7 +10,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.transaction import CommitProperties, Transaction
 
-from lakehouse.core import delta
+from lakehouse.core import delta, delta_log
 from lakehouse.core.storage import Location
 from lakehouse.layers.silver import plan
 
@@ -29,10 +29,34 @@ def test_app_transactions_match_delta_rs_across_a_checkpoint(tmp_path):
     commit(("file:a", 5), ("batch", 3))  # file a rewritten, after the checkpoint
     commit(("file:c", 9))
     table = DeltaTable(location.uri)
-    found = delta.app_transactions(location)
+    found = delta_log.app_transactions(location)
     assert found == {"file:a": 5, "file:b": 7, "file:c": 9, "batch": 3}
     assert all(table.transaction_version(app) == version for app, version in found.items())
-    assert delta.app_transactions(Location.from_uri(str(tmp_path / "none"))) == {}
+    assert delta_log.app_transactions(Location.from_uri(str(tmp_path / "none"))) == {}
+
+
+def test_app_transactions_kept_up_to_date_commit_by_commit_equal_a_full_read(tmp_path):
+    """Bronze's driver reads a table's transactions once, then each later commit (its own
+    and another writer's, across a checkpoint): the same as reading them all again."""
+    location = Location.from_uri(str(tmp_path / "table"))
+    rows = pa.table({"a": pa.array([1], pa.int64())})
+
+    def commit(*transactions):
+        properties = CommitProperties(app_transactions=[Transaction(a, v) for a, v in transactions])
+        write_deltalake(location.uri, rows, mode="append", commit_properties=properties)
+
+    commit(("file:a", 1))
+    known = delta_log.known_transactions(location)
+    assert (known.ids, known.through) == ({"file:a": 1}, 0)
+    for version in range(1, 6):
+        commit((f"file:{version}", version), ("file:a", 10 + version))
+        if version == 3:
+            DeltaTable(location.uri).create_checkpoint()
+        known = delta_log.known_transactions(location, known)
+        assert known.through == version
+        assert known.ids == delta_log.app_transactions(location)
+    assert known.ids["file:a"] == 15
+    assert delta_log.known_transactions(location, known).through == 5  # nothing new
 
 
 def test_the_watermark_is_found_behind_many_other_commits(tmp_path):
@@ -72,7 +96,7 @@ def test_bronze_rows_are_read_from_the_appended_files_or_else_from_the_change_fe
     for rows in appended:
         write_deltalake(location.uri, rows, mode="append", schema_mode="merge")
     table = DeltaTable(location.uri)
-    files = delta.appended_files(location, table, 0, 2)
+    files = delta_log.appended_files(location, table, 0, 2)
     assert [version for version, _, _ in files] == [1, 2]
     batch = plan.Batch(1, 0, 2, False)
     rows = plan.bronze_rows(location, batch, table).sort("id")
@@ -80,7 +104,7 @@ def test_bronze_rows_are_read_from_the_appended_files_or_else_from_the_change_fe
 
     table.optimize.compact()  # removes and re-adds files: the log is no longer plain appends
     table = DeltaTable(location.uri)
-    assert delta.appended_files(location, table, 0, 3) is None
+    assert delta_log.appended_files(location, table, 0, 3) is None
     from_feed = plan.bronze_rows(location, plan.Batch(1, 0, 3, False), table).sort("id")
     assert (
         from_feed.select("id", "_commit_version", "extra").rows()

@@ -81,8 +81,8 @@ def land_stations(house, month: str, rows: pl.DataFrame) -> None:
 
 
 def sidecars(table) -> list:
-    """The row-hash files of a bronze table's folder (partition folders end in .parquet too)."""
-    return sorted(p for p in (table / row_hashes.FOLDER).rglob("*.parquet") if p.is_file())
+    """The row-hash files of a bronze table's folder."""
+    return sorted((table / row_hashes.FOLDER).rglob(f"*{row_hashes.SUFFIX}"))
 
 
 def whole_table(bronze: Location) -> tuple[plan.Batch, DeltaTable]:
@@ -205,7 +205,7 @@ def test_maintenance_removes_the_hashes_of_vacuumed_files_and_silver_stays_right
     folder = house.lake / "bronze" / "prices" / row_hashes.FOLDER
     kept = sidecars(folder.parent)
     assert len(kept) == 4
-    shutil.copy(kept[0], folder / "part-of-a-killed-run.parquet")
+    shutil.copy(kept[0], folder / f"part-of-a-killed-run.parquet{row_hashes.SUFFIX}")
 
     bronze = Location(str(house.lake / "bronze" / "prices"))
     done = maintenance.maintain(bronze, target_file_mb=64, retention_hours=0)

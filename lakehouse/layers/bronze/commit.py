@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable
 from deltalake.transaction import AddAction, RemoveAction, Transaction
 from loguru import logger
 
-from lakehouse.core import delta
+from lakehouse.core import delta, delta_log
 from lakehouse.core.storage import Location
 from lakehouse.layers.bronze.ingest import LINEAGE, BadFile, StagedFile
 
@@ -51,7 +51,7 @@ class StagedBatch:
     def bad(self) -> list[BadFile]:
         return [o for o in self.outcomes if isinstance(o, BadFile)]
 
-    def commit(self, opened: dict[str, DeltaTable]) -> None:
+    def commit(self, opened: dict[str, Any]) -> None:
         """Commit the staged files (at most ``max_rows`` rows a commit), once."""
         if self.results is not None:
             return
@@ -84,12 +84,13 @@ def commit_staged(
     source: str,
     staged: list[StagedFile],
     run_id: str,
-    opened: dict[str, DeltaTable] | None = None,
+    opened: dict[str, Any] | None = None,
 ) -> delta.WriteResult:
     """Add the staged files to the bronze table in one commit with their file watermarks.
 
-    ``opened``: the tables this run has committed to so far, by URI (kept up to date here),
-    so that a table taking many commits is opened once, not once per commit.
+    ``opened``: the tables this run has committed to so far, by URI, and their app
+    transactions (``<URI> transactions``), kept up to date here, so that a table taking
+    many commits is opened once and its log read once, not once per commit.
     """
     schema = _unified_schema([s.schema for s in staged])
     opened = {} if opened is None else opened
@@ -101,7 +102,10 @@ def commit_staged(
         logger.warning(f"bronze/{source}: new column(s) {', '.join(added)} added to the table")
     table.update_incremental()
 
-    ingested = delta.app_transactions(table_location)  # one read, not a log replay per file
+    known = opened.get(f"{table_location.uri} transactions")  # not a log replay per file
+    known = delta_log.known_transactions(table_location, known)  # + commits since (others')
+    opened[f"{table_location.uri} transactions"] = known
+    ingested = known.ids
     taken = {s.path for s in staged if ingested.get(s.file.app_id) == s.file.fingerprint}
     for path in taken:  # a concurrent run committed a file of it first: the others of the
         table_location.fs.rm(table_location.child(path).uri)  # Parquet file go next run

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake.transaction import Transaction
 
-from lakehouse.core import delta, fence, row_hashes
+from lakehouse.core import delta, delta_log, fence, row_hashes
 from lakehouse.core.storage import Location
 from lakehouse.io.files import BadFileError, read_bytes, read_file
 from lakehouse.layers.bronze.landing_files import LandingFile, bad_files_location
@@ -264,7 +264,7 @@ def record_bad_files(lake: Location, bad: list[BadFile], run_id: str) -> delta.W
     """Record unreadable files (left where they are) in ``_quarantine/_files``, each once per
     version of the file: an app transaction per file holds the fingerprint recorded."""
     location = bad_files_location(lake)
-    known = delta.app_transactions(location)
+    known = delta_log.app_transactions(location)
     new = [b for b in bad if known.get(b.file.app_id) != b.file.fingerprint]
     if not new:
         return None

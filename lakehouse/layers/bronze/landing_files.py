@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow.parquet as pq
 from loguru import logger
 
-from lakehouse.core import delta
+from lakehouse.core import delta_log
 from lakehouse.core.storage import Location
 from lakehouse.io.files import BadFileError, FileSource, compression_of, decompress
 from lakehouse.io.listing import version_of
@@ -125,8 +125,8 @@ def list_new_files(
     listed = plugin.list_files(landing.child(source))
     if not listed:
         return []
-    ingested = delta.app_transactions(table_location)
-    bad = delta.app_transactions(bad_files_location(lake))
+    ingested = delta_log.app_transactions(table_location)
+    bad = delta_log.app_transactions(bad_files_location(lake))
     files = []
     for uri, name, size, version, modified in listed:  # a file taken costs a lookup, no object
         version, app_id = fingerprint_of(size, version), file_app_id(source, name)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from lakehouse.core import delta, row_hashes
+from lakehouse.core import delta, delta_log, row_hashes
 from lakehouse.core.settings import ConfigError
 from lakehouse.core.shapes import Shape, checked
 from lakehouse.core.storage import Location
@@ -285,7 +285,7 @@ def bronze_rows(bronze: Location, batch: Batch | ColumnBatch, table=None) -> pl.
             window = window & (column >= _as_column_value(batch.since, dtype))
         return delta.frame(delta.read_where(dataset, window))
     table = table or existing(bronze)
-    files = delta.appended_files(bronze, table, batch.after, batch.through)
+    files = delta_log.appended_files(bronze, table, batch.after, batch.through)
     if files is not None:  # plain appends: their Parquet files read as they are, 2-3x faster
         return _read_appended(bronze, table, files)
     changes = table.load_cdf(starting_version=batch.after + 1, ending_version=batch.through)
@@ -297,7 +297,7 @@ def bronze_hashes(bronze: Location, batch: Batch, table, entity: Entity) -> pl.S
     """The row hashes of a version batch's bronze rows as bronze kept them beside its data
     files (``row_hashes``), in the order ``bronze_rows`` reads the rows; None when a file has
     none for ``entity``'s columns of the types bronze holds them in (then read the rows)."""
-    files = delta.appended_files(bronze, table, batch.after, batch.through)
+    files = delta_log.appended_files(bronze, table, batch.after, batch.through)
     schema = delta.frame(pa.schema(table.schema().to_arrow()).empty_table()).schema
     if not files or any(c not in schema for c in entity.columns):
         return None
