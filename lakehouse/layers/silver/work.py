@@ -212,9 +212,9 @@ def _hashes_only(work: BatchWork, bronze: Location, table) -> pl.Series | None:
     entity, batch = work.entity, work.batch
     if work.last or table is None or not isinstance(batch, Batch):
         return None
-    return (
-        plan.bronze_hashes(bronze, batch, table, entity) if snapshots.reads_hashes(entity) else None
-    )
+    if not snapshots.reads_hashes(entity):
+        return None
+    return plan.bronze_hashes(bronze, batch, table, entity)
 
 
 def prepare(work: BatchWork) -> PreparedBatch:
