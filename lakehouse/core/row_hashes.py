@@ -6,8 +6,8 @@ change something by a hash of each row's declared columns (``of``). Bronze reads
 landing file whole anyway, to check it; as it stages a data file it also writes that file's
 row hashes beside it (``<data file>.hashes`` in the table's ``_row_hashes/`` folder: a JSON
 line saying what each hash covers, then 8 bytes a row for each snapshot entity reading the
-source; ``write``). Silver then reads 8 bytes
-a row instead of the row (``read``); only a batch with a changed row reads its rows.
+source; ``write``). Silver then reads 8 bytes a row instead of the row (``read``); only a
+batch with a changed row reads its rows.
 
 A sidecar is used only when it says it hashed exactly the entity's columns, of the types
 silver reads them as; otherwise, or when there is none (a table older than sidecars, a file
@@ -50,14 +50,14 @@ def path_of(relative: str) -> str:
 
 def write(
     table: Location, relative: str, frame: pl.DataFrame, entities: dict[str, tuple[str, ...]]
-) -> bool:
+) -> None:
     """Stage the row hashes of ``frame`` (the rows of the data file ``relative``, in its
     order) for each entity whose columns it holds (``entities``: name -> declared
-    columns); False when it holds none's. The file is the hashes as they lie in memory
-    behind a JSON header (what each covers): writing it as Parquet cost 3x the hashing."""
+    columns), if any. The file is the hashes as they lie in memory behind a JSON header
+    (what each covers): writing it as Parquet cost 3x the hashing."""
     covered = {e: list(c) for e, c in entities.items() if set(c) <= set(frame.columns)}
     if not covered:
-        return False
+        return
     header = {
         "rows": frame.height,
         "covers": {e: signature(frame.schema, c) for e, c in covered.items()},
@@ -71,7 +71,6 @@ def write(
         out.write(MAGIC + json.dumps(header).encode() + b"\n")
         for array in arrays:
             out.write(array.tobytes())
-    return True
 
 
 def read(

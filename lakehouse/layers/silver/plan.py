@@ -298,7 +298,7 @@ def bronze_hashes(bronze: Location, batch: Batch, table, entity: Entity) -> pl.S
     files (``row_hashes``), in the order ``bronze_rows`` reads the rows; None when a file has
     none for ``entity``'s columns of the types bronze holds them in (then read the rows)."""
     files = delta_log.appended_files(bronze, table, batch.after, batch.through)
-    schema = delta.frame(pa.schema(table.schema().to_arrow()).empty_table()).schema
+    schema = _polars_schema(table)
     if not files or any(c not in schema for c in entity.columns):
         return None
     root = bronze.uri.rstrip("/") + "/"
@@ -308,6 +308,11 @@ def bronze_hashes(bronze: Location, batch: Batch, table, entity: Entity) -> pl.S
     covers = row_hashes.signature(schema, list(entity.columns))
     found = row_hashes.read(bronze, relatives, entity.name, covers)
     return None if found is None else pl.concat(found).alias(ROW_HASH)
+
+
+def _polars_schema(table) -> pl.Schema:
+    """The table's columns as Polars types them when it reads the table's files."""
+    return delta.frame(pa.schema(table.schema().to_arrow()).empty_table()).schema
 
 
 def existing(bronze: Location, version: int | None = None):
@@ -324,7 +329,7 @@ def _read_appended(
     """The rows of bronze data files with the version that added each (``_commit_version``)
     and their partition values (a Parquet source's lineage), every column of the table's
     schema present (null where a file predates it)."""
-    schema = delta.frame(pa.schema(table.schema().to_arrow()).empty_table()).schema
+    schema = _polars_schema(table)
     frames = [pl.DataFrame(schema=schema)]
     for version, uri, partition in files:
         with bronze.fs.open(uri, "rb") as handle:
