@@ -58,8 +58,9 @@ def test_is_in_large_is_is_in(seed):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_sorted_set_is_is_in(seed):
-    """Silver's row hashes sorted once and probed by batch: ``is_in`` again, on 64-bit values
-    at both ends of the range and repeated, with nulls on both sides and empty sets."""
+    """Silver's row hashes sorted once and probed by batch: ``is_in`` again (and whether all
+    of a batch is in), on 64-bit values at both ends of the range and repeated, with nulls
+    on both sides and empty sets."""
     rng = random.Random(seed)
     pool = [-(2**63), 2**63 - 1, 0, *(rng.randint(-(2**63), 2**63 - 1) for _ in range(60))]
     for size in (0, 1, 300):
@@ -71,6 +72,9 @@ def test_sorted_set_is_is_in(seed):
             )
             expected = values.is_in(large.drop_nulls().implode()).fill_null(False)
             assert known.contains(values).to_list() == expected.to_list()
+            assert known.contains_all(values) == expected.all()  # repeats on both sides
+            present = values.filter(expected)  # the values found: all of them contained
+            assert known.contains_all(present)
 
 
 @pytest.fixture

@@ -90,6 +90,25 @@ def whole_table(bronze: Location) -> tuple[plan.Batch, DeltaTable]:
     return plan.Batch(1, -1, table.version(), False), table
 
 
+def stations_in_silver(house) -> pl.DataFrame:
+    """200 stations taken into silver, bronze and silver set to one snapshot a batch."""
+    declare(house, "stations", STATIONS)
+    house.configure("bronze", max_rows_per_commit=200)  # one snapshot a commit ...
+    house.configure("silver", max_cells_per_batch=200 * 4)  # ... and a batch
+    first = stations(200)
+    land_stations(house, "203101", first)
+    house.run("bronze")
+    house.run("silver")
+    return first
+
+
+def with_elevation(rows: pl.DataFrame, station: str, elevation: float) -> pl.DataFrame:
+    is_it = pl.col("station_id") == station
+    return rows.with_columns(
+        pl.when(is_it).then(pl.lit(elevation)).otherwise(pl.col("elevation_m")).alias("elevation_m")
+    )
+
+
 @pytest.mark.parametrize("source", ["stations", "prices"])
 def test_bronze_keeps_the_hashes_silver_would_compute(house, source):
     """For a Parquet file added as it is and for CSV parts written as Parquet, the sidecars'
@@ -120,21 +139,10 @@ def test_silver_reads_only_the_hashes_of_batches_that_change_nothing(house, monk
     Silver ends as it does when bronze kept no hashes."""
     from lakehouse.layers.silver import work
 
-    declare(house, "stations", STATIONS)
-    house.configure("bronze", max_rows_per_commit=200)  # one snapshot a commit ...
-    house.configure("silver", max_cells_per_batch=200 * 4)  # ... and a batch
-    first = stations(200)
-    land_stations(house, "203101", first)
-    house.run("bronze")
-    house.run("silver")
+    first = stations_in_silver(house)
     for month in ("203102", "203103", "203104"):
         land_stations(house, month, first)
-    changed = first.with_columns(
-        pl.when(pl.col("station_id") == "ST-00007")
-        .then(pl.lit(1234.5))
-        .otherwise(pl.col("elevation_m"))
-        .alias("elevation_m")
-    )
+    changed = with_elevation(first, "ST-00007", 1234.5)
     land_stations(house, "203105", changed)
     land_stations(house, "203106", changed)
     house.run("bronze")
@@ -160,6 +168,36 @@ def test_silver_reads_only_the_hashes_of_batches_that_change_nothing(house, monk
     house.run("silver")
     assert reads == [2, 3, 4, 5, 6]  # no hashes kept: every batch read
     assert house.table("silver/stations").sort("station_id").equals(with_hashes)
+
+
+def test_a_snapshot_that_reverts_a_change_is_read_after_the_change_commits(house, monkeypatch):
+    """Silver's hashes are read again after the driver commits: a snapshot reverting the
+    batch before's change holds only hashes silver held before that change, and must still
+    be read and merged. Silver's history goes through every snapshot's value of the row."""
+    from lakehouse.layers.silver import work
+
+    first = stations_in_silver(house)
+    moved = with_elevation(first, "ST-00042", -5.0)
+    for month, rows in [("203102", first), ("203103", moved), ("203104", first)]:
+        land_stations(house, month, rows)
+    land_stations(house, "203105", moved)
+    house.run("bronze")
+
+    reads = []
+    rows_of = work.bronze_rows
+    monkeypatch.setattr(work, "bronze_rows", lambda *a: reads.append(a[1].number) or rows_of(*a))
+    house.run("silver")
+    assert reads == [2, 3, 4, 5]  # 3 and 4 each change the row: both read
+
+    silver = DeltaTable(str(house.lake / "silver" / "stations"))
+    values = []
+    for version in range(silver.version() + 1):
+        at = pl.from_arrow(DeltaTable(silver.table_uri, version=version).to_pyarrow_table())
+        row = at.filter(pl.col("station_id") == "ST-00042")["elevation_m"].to_list()
+        if row and (not values or values[-1] != row[0]):
+            values.append(row[0])
+    original = first.filter(pl.col("station_id") == "ST-00042")["elevation_m"].item()
+    assert values == [original, -5.0, original, -5.0]
 
 
 def test_hashes_of_other_columns_than_the_entity_declares_now_are_not_used(house):

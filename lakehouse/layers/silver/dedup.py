@@ -5,6 +5,7 @@ Pure functions on Polars frames; no I/O.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from lakehouse.declare.declaration import Entity
@@ -12,15 +13,21 @@ from lakehouse.declare.declaration import Entity
 ORDER_OF_ARRIVAL = ("_commit_version", "_ingested_at", "_source_file")
 
 
-def latest_arrivals(narrow: pl.DataFrame, subset: list[str]) -> pl.Expr:
-    """Mask of the batch rows that arrived last for their ``subset`` values. ``narrow``: the
-    batch's ``subset`` and arrival-order columns with its row numbers (``__row``); only the
-    rows whose values repeat are sorted, not the whole batch."""
+def latest_arrivals(narrow: pl.DataFrame, subset: list[str], height: int) -> pl.Series | None:
+    """Mask of a frame of ``height`` rows: the rows of ``narrow`` (the frame's ``subset`` and
+    arrival-order columns with its row numbers, ``__row``; all its rows or some) that arrived
+    last for their ``subset`` values. None: every row of the frame (no values repeat, most
+    batches: one pass finds it). Only the rows whose values repeat are sorted."""
+    key = pl.col(subset[0]) if len(subset) == 1 else pl.struct(subset)
+    repeated = narrow.select(key.is_duplicated()).to_series()
+    if narrow.height == height and not repeated.any():
+        return None
+    mask = np.zeros(height, dtype=bool)
+    mask[narrow["__row"].to_numpy()] = ~repeated.to_numpy()
     order = [c for c in ORDER_OF_ARRIVAL if c in narrow.columns]
-    repeated = (pl.col(subset[0]) if len(subset) == 1 else pl.struct(subset)).is_duplicated()
     latest = narrow.filter(repeated).sort([*order, "__row"]).unique(subset=subset, keep="last")
-    kept = pl.concat([narrow.filter(~repeated)["__row"], latest["__row"]])
-    return pl.int_range(pl.len(), dtype=pl.UInt32).is_in(kept.implode())
+    mask[latest["__row"].to_numpy()] = True
+    return pl.Series(mask)
 
 
 def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -38,12 +45,12 @@ def deduplicated(valid: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.
     drop = [c for c in (taken, "_source_file") if c in valid.columns]
     order = [c for c in ORDER_OF_ARRIVAL if c in valid.columns]
     narrow = valid.select(*dict.fromkeys([*keys, *order, *drop])).with_row_index("__row")
-    last_in_drop = latest_arrivals(narrow, [*keys, *drop]) if drop else None
-    is_latest = latest_arrivals(narrow, keys)
-    duplicate = ~is_latest if last_in_drop is None else ~last_in_drop
+    is_latest = latest_arrivals(narrow, keys, valid.height)
     named = ", ".join(keys)
-    duplicates = valid.filter(duplicate).with_columns(
-        _rule=pl.lit("duplicate"),
-        _reason=pl.lit(f"another row with the same {named} arrived later in the same drop"),
-    )
+    reason = pl.lit(f"another row with the same {named} arrived later in the same drop")
+    if is_latest is None:  # no key repeats, so neither does a key within a drop
+        return valid, valid.clear().with_columns(_rule=pl.lit("duplicate"), _reason=reason)
+    last_in_drop = latest_arrivals(narrow, [*keys, *drop], valid.height) if drop else is_latest
+    duplicate = pl.lit(False) if last_in_drop is None else ~last_in_drop
+    duplicates = valid.filter(duplicate).with_columns(_rule=pl.lit("duplicate"), _reason=reason)
     return valid.filter(is_latest), duplicates

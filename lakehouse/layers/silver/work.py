@@ -174,6 +174,8 @@ class PreparedBatch:
             self.read, diff, rows, keys, work.last,
         )  # fmt: skip
         self.diff, self.rows = snapshots.Diff(pl.DataFrame()), None  # its rows are in silver
+        if (held := opened.get(f"silver state of {entity.name}")) is not None:
+            held.committed()
         if work.last:  # the entity's state is held no longer than its batches need it
             opened.pop(f"silver state of {entity.name}", None)
             opened.pop(f"silver keys of {entity.name}", None)
