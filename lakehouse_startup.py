@@ -9,7 +9,8 @@ project, ``.venv`` and the lake under ``data/`` included. That cost 3-5 s of eve
 grew with the lake. Syncing a local folder into itself copies nothing, so for that case the
 sync is skipped; a project on remote storage is synced as before.
 
-It also turns off Hamilton's extension autoloading, takes an empty ``FP_LOG_LEVEL`` (an env
+It also turns off Hamilton's extension autoloading, lets Polars' allocator keep freed
+memory a few seconds, takes an empty ``FP_LOG_LEVEL`` (an env
 file's ``FP_LOG_LEVEL=``) for an unset one, the default level, where FlowerPower would fail
 every run on it, and silences Hamilton's warning that ``disable_telemetry`` (which
 FlowerPower calls) will be deprecated.
@@ -49,6 +50,12 @@ def install() -> None:
     # dask.dataframe: 0.3 s of every run) for decorators on dataframes this project does not
     # use; the pipelines' tests run with the same setting (tests/conftest.py)
     os.environ.setdefault("HAMILTON_AUTOLOAD_EXTENSIONS", "0")
+    # Polars has its allocator (jemalloc) give freed pages back after 0.5 s; bronze and silver
+    # free and take batch-sized buffers over and over, and each page given back costs a fault
+    # when taken again. 5 s instead: at SF 10 silver spent 22-26 s in the kernel, 12 s with
+    # it, for 100-150 MB more at its peak (docs/benchmarks.md). Polars appends what is set
+    # here to its own settings, so the last wins; a user's own value is left alone.
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:5000")
     try:
         from fsspeckit.core.filesystem.cache import MonitoredSimpleCacheFileSystem
     except ImportError:  # not the FlowerPower this project pins: leave it alone

@@ -71,31 +71,36 @@ def test_only_the_flowerpower_command_is_patched(tmp_path, monkeypatch):
 
 def test_the_installed_environment_patches_the_flowerpower_command(tmp_path):
     """``make install`` wrote lakehouse-startup.pth: any program named ``flowerpower`` run
-    by this environment's interpreter starts with the patch in place, and with Hamilton's
-    extension autoloading off (Dask's would import dask.dataframe) unless the environment
-    turns it on."""
+    by this environment's interpreter starts with the patch in place, with Hamilton's
+    extension autoloading off (Dask's would import dask.dataframe) and Polars' allocator
+    keeping freed pages 5 s, unless the environment says otherwise."""
     program = tmp_path / "flowerpower"
     program.write_text(
         textwrap.dedent(
             """
-            import sys
+            import os, sys
+            allocator = os.environ["_RJEM_MALLOC_CONF"]  # Polars' defaults, then what it was given
             from fsspeckit.core.filesystem.cache import MonitoredSimpleCacheFileSystem
             import hamilton.function_modifiers
             print(MonitoredSimpleCacheFileSystem.sync_cache.__module__)
             print("dask.dataframe" in sys.modules)
+            print(allocator)
             """
         )
     )
-    env = {k: v for k, v in os.environ.items() if k != "HAMILTON_AUTOLOAD_EXTENSIONS"}
+    ours = ("HAMILTON_AUTOLOAD_EXTENSIONS", "_RJEM_MALLOC_CONF")
+    env = {k: v for k, v in os.environ.items() if k not in ours}
     shown = subprocess.run(
         [sys.executable, str(program)], capture_output=True, text=True, check=True, env=env
     ).stdout.split()
-    assert shown == ["lakehouse_startup", "False"]
-    env["HAMILTON_AUTOLOAD_EXTENSIONS"] = "1"
+    assert shown[:2] == ["lakehouse_startup", "False"]
+    assert shown[2].endswith(",dirty_decay_ms:5000")  # the last setting of a key wins
+    env.update(HAMILTON_AUTOLOAD_EXTENSIONS="1", _RJEM_MALLOC_CONF="dirty_decay_ms:0")
     shown = subprocess.run(
         [sys.executable, str(program)], capture_output=True, text=True, check=True, env=env
     ).stdout.split()
-    assert shown == ["lakehouse_startup", "True"]  # Dask is installed: its extension loads
+    assert shown[:2] == ["lakehouse_startup", "True"]  # Dask is installed: its extension loads
+    assert shown[2].endswith(",dirty_decay_ms:0")
 
 
 def test_pipelines_that_need_no_duckdb_do_not_import_it():

@@ -112,6 +112,8 @@ def split_new(
         current = _keys_of_partitions(table, entity, valid, {} if held is None else held)
     # the batch's keys that the target holds: hashed on the batch side, usually the small one
     known = current.select(keys).join(valid.select(keys), on=keys, how="semi", nulls_equal=True)
+    if known.is_empty():  # every key new (a first load, most fact batches): nothing copied
+        return valid, valid.head(0)
     marked = valid.join(
         known.with_columns(__known=pl.lit(True)), on=keys, how="left", nulls_equal=True
     )
