@@ -52,8 +52,8 @@ def install() -> None:
     os.environ.setdefault("HAMILTON_AUTOLOAD_EXTENSIONS", "0")
     # Polars has its allocator (jemalloc) give freed pages back after 0.5 s; bronze and silver
     # free and take batch-sized buffers over and over, and each page given back costs a fault
-    # when taken again. 5 s instead: at SF 10 silver spent 22-26 s in the kernel, 12 s with
-    # it, for 100-150 MB more at its peak (docs/benchmarks.md). Polars appends what is set
+    # when taken again. 5 s instead: at SF 10 silver spent 22-24 s in the kernel, 12 s with
+    # it, for 100-170 MB more at its peak (docs/configuration.md). Polars appends what is set
     # here to its own settings, so the last wins; a user's own value is left alone.
     os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:5000")
     try:
