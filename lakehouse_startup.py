@@ -10,10 +10,10 @@ grew with the lake. Syncing a local folder into itself copies nothing, so for th
 sync is skipped; a project on remote storage is synced as before.
 
 It also turns off Hamilton's extension autoloading, lets Polars' allocator keep freed
-memory a few seconds, takes an empty ``FP_LOG_LEVEL`` (an env
-file's ``FP_LOG_LEVEL=``) for an unset one, the default level, where FlowerPower would fail
-every run on it, and silences Hamilton's warning that ``disable_telemetry`` (which
-FlowerPower calls) will be deprecated.
+memory a few seconds, takes an empty ``FP_LOG_LEVEL`` (an env file's ``FP_LOG_LEVEL=``)
+for an unset one, the default level, where FlowerPower would fail every run on it, and
+silences Hamilton's warning that ``disable_telemetry`` (which FlowerPower calls) will be
+deprecated.
 
 Only the ``flowerpower`` command is touched (other interpreters return at once), and the
 module it imports is one the command imports anyway.
