@@ -5,7 +5,9 @@ allowed values, patterns, lengths, date bounds) and runs before deduplication, s
 defective copy can never supersede a good row; ``grain_schema`` (types, nulls and unique
 keys, the row rules being met already) runs on what is about to be merged. Gold marts are
 checked whole (``table_schema``) before they are written. An entity's ``model`` (a pandera
-model or a row check, by dotted path) is applied beside the declared rules.
+model or a row check, by dotted path) is applied beside the declared rules. A batch is
+first checked against its declared rules in one pass (``keeps_the_rules``, the same Polars
+expressions); pandera validates it only when a row breaks one, to name each failure.
 """
 
 from __future__ import annotations
@@ -36,38 +38,72 @@ class ContractError(ValueError):
     """A batch breaks its contract as a whole (a wrong type, a missing column)."""
 
 
-def _checks(rules: dict) -> list[pa.Check]:
-    """The pandera checks of a column's declared ``rules``."""
-    checks = [
-        getattr(pa.Check, name)(rules[name]) for name in ("ge", "gt", "le", "lt") if name in rules
-    ]
+def _rules(entity: Entity, column: str) -> list[tuple[str, tuple]]:
+    """A column's declared rules and date bounds, as (pandera check name, its arguments)."""
+    rules = entity.rules.get(column, {})
+    found = [(name, (rules[name],)) for name in ("ge", "gt", "le", "lt") if name in rules]
     if "between" in rules:
-        checks.append(pa.Check.in_range(*rules["between"]))
+        found.append(("in_range", tuple(rules["between"])))
     if "isin" in rules:
-        checks.append(pa.Check.isin(rules["isin"]))
+        found.append(("isin", (rules["isin"],)))
     if "regex" in rules:
-        checks.append(pa.Check.str_matches(rules["regex"]))
+        found.append(("str_matches", (rules["regex"],)))
     if "str_length" in rules:
-        checks.append(pa.Check.str_length(*rules["str_length"]))
-    return checks
+        found.append(("str_length", tuple(rules["str_length"])))
+    return found + _date_bounds(entity, column)
 
 
-def _date_bounds(entity: Entity, column: str) -> list[pa.Check]:
+def _date_bounds(entity: Entity, column: str) -> list[tuple[str, tuple]]:
     """The entity's ``dates`` bounds, for a date or timestamp column without a range rule."""
     dtype, rules = entity.columns[column], entity.rules.get(column, {})
     if entity.dates is None or {"ge", "gt", "le", "lt", "between"} & set(rules):
         return []
     first, last = entity.dates
     if dtype == pl.Date:
-        return [pa.Check.ge(first), pa.Check.le(last)]
+        return [("ge", (first,)), ("le", (last,))]
     if isinstance(dtype, pl.Datetime):
         zone = ZoneInfo(dtype.time_zone) if dtype.time_zone else None
         start = datetime.combine(first, time(), zone)
-        return [
-            pa.Check.ge(start),
-            pa.Check.lt(datetime.combine(last, time(), zone) + timedelta(days=1)),
-        ]
+        end = datetime.combine(last, time(), zone) + timedelta(days=1)
+        return [("ge", (start,)), ("lt", (end,))]
     return []
+
+
+def _kept(name: str, args: tuple, column: pl.Expr) -> pl.Expr:
+    """Whether a value keeps the rule, by the expression pandera's Polars backend evaluates
+    for that check (``pandera/backends/polars/builtin_checks.py``)."""
+    if name in ("ge", "gt", "le", "lt"):
+        return getattr(column, name)(args[0])
+    if name == "in_range":
+        return column.ge(args[0]) & column.le(args[1])
+    if name == "isin":
+        return column.is_in(args[0])
+    if name == "str_matches":
+        return column.str.contains(args[0] if args[0].startswith("^") else f"^{args[0]}")
+    low, high = args  # str_length: bounds inclusive, either may be None
+    length = column.str.len_chars()
+    if low is None or high is None:
+        return length.ge(low) if high is None else length.le(high)
+    return length.is_between(low, high)
+
+
+def keeps_the_rules(frame: pl.DataFrame, entity: Entity) -> bool:
+    """Whether every row keeps the declared rules as ``row_schema`` checks them (its types;
+    the rules, which a null passes; no null or NaN where the column is not ``nullable``), in
+    one pass over the frame, by the expressions pandera evaluates. Validating with pandera
+    costs 6x as much (250,000 line items: 52-58 ms, against 8.5 ms); it runs only to name
+    the failures of a batch this finds any in (``row_failures``)."""
+    if any(frame.schema.get(c) != dtype for c, dtype in entity.columns.items()):
+        return False  # pandera names the column and the type
+    kept = []
+    for column, dtype in entity.columns.items():
+        values = pl.col(column)
+        kept += [
+            _kept(name, args, values) | values.is_null() for name, args in _rules(entity, column)
+        ]
+        if column not in entity.nullable:
+            kept.append(values.is_not_null() & (values.is_not_nan() if dtype.is_float() else True))
+    return not kept or bool(frame.select(pl.all_horizontal(kept).all(ignore_nulls=False)).item())
 
 
 def row_schema(entity: Entity) -> pa.DataFrameSchema:
@@ -76,7 +112,7 @@ def row_schema(entity: Entity) -> pa.DataFrameSchema:
         {
             column: pa.Column(
                 dtype,
-                checks=_checks(entity.rules.get(column, {})) + _date_bounds(entity, column),
+                checks=[getattr(pa.Check, name)(*args) for name, args in _rules(entity, column)],
                 nullable=column in entity.nullable,
                 description=entity.descriptions.get(column),
             )
@@ -132,7 +168,7 @@ def user_check(entity: Entity):
 def row_failures(frame: pl.DataFrame, entity: Entity, table: str) -> pl.DataFrame:
     """Rows breaking the declared rules or the entity's ``model``: ``__row``, ``_rule``,
     ``_reason`` (the first failure of a row wins its rule; every reason is kept)."""
-    found = [failures(frame, row_schema(entity), table)]
+    found = [] if keeps_the_rules(frame, entity) else [failures(frame, row_schema(entity), table)]
     check = user_check(entity)
     if check is not None and hasattr(check, "validate"):
         found.append(failures(frame, check, table))
@@ -145,6 +181,8 @@ def row_failures(frame: pl.DataFrame, entity: Entity, table: str) -> pl.DataFram
             .filter(~good.fill_null(False))
             .select("__row", _rule=pl.lit("contract"), _reason=pl.lit(f"fails {name}"))
         )
+    if not found:
+        return pl.DataFrame(schema=FAILURES_SCHEMA)
     merged = pl.concat(found)
     return merged.group_by("__row", maintain_order=True).agg(
         pl.col("_rule").first(), pl.col("_reason").str.join("; ")
