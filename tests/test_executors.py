@@ -15,7 +15,7 @@ import yaml
 from conftest import sandbox
 from deltalake import DeltaTable
 
-from lakehouse.runtime import executor_types, executors
+from lakehouse.runtime import clusters, executors
 
 TABLES = [
     "bronze/orders",
@@ -246,7 +246,7 @@ MISCONFIGURED = [
 
 @pytest.mark.parametrize("executor, message", MISCONFIGURED)
 def test_a_misconfigured_executor_fails_before_any_write(landed, monkeypatch, executor, message):
-    monkeypatch.setattr(executor_types, "CONNECT_TIMEOUT_SECONDS", 2)
+    monkeypatch.setattr(clusters, "CONNECT_TIMEOUT_SECONDS", 2)
     port = _closed_port()
     executor = {k: v.format(port=port) if isinstance(v, str) else v for k, v in executor.items()}
     _bad_executor(landed, executor)

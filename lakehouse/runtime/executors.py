@@ -1,4 +1,4 @@
-"""Executors chosen in YAML, handed to FlowerPower's runner (the types: ``executor_types``).
+"""Executors chosen in YAML, handed to FlowerPower's runner (built in executor_types, clusters).
 
 A pipeline's ``run.executor`` (or ``--executor`` on the command line) says where the tasks
 of its ``Parallelizable`` blocks run: bronze's one task per landing file, gold's one task per
@@ -30,8 +30,13 @@ from loguru import logger
 
 from lakehouse.core import runs, settings
 from lakehouse.core.storage import StoreUnavailable, is_transient
-from lakehouse.runtime import commits, hooks, progress
-from lakehouse.runtime.executor_types import POLL_WAIT_SECONDS, ExecutorError, ExecutorSpec, start
+from lakehouse.runtime import clusters, commits, hooks, progress
+from lakehouse.runtime.executor_types import (
+    POLL_WAIT_SECONDS,
+    ExecutorError,
+    ExecutorSpec,
+    start_local,
+)
 
 __all__ = ["ExecutorError", "ExecutorSpec", "install", "override", "start"]
 
@@ -93,6 +98,13 @@ def spec_for_run(executor_cfg, conf_file: Path) -> tuple[ExecutorSpec, bool]:
         where = "--executor-max-workers/--executor-num-cpus"
     written.update(given)
     return ExecutorSpec.parse(written, where), where.startswith("--")
+
+
+def start(spec: ExecutorSpec, modules: list[str]):
+    """The Hamilton task executor for ``spec``, started and checked, and how to stop it."""
+    if spec.type in clusters.TYPES:
+        return clusters.start(spec, modules)
+    return start_local(spec)
 
 
 def has_parallel_tasks(modules) -> bool:
