@@ -201,3 +201,125 @@ def test_a_task_takes_at_most_max_files_files_in_name_order():
     ]
     by_bytes = landing_files.batches(files, max_bytes=400, max_files=10_000)
     assert [len(b.files) for b in by_bytes] == [10, 10, 5, 3]  # 40 bytes each: 10 a task
+
+
+def _commit_from_another_writer(house, app_id: str, version: int) -> None:
+    """A commit to bronze's table by another writer (its own table object): an app
+    transaction and no data, as maintenance or another run would make."""
+    from deltalake import CommitProperties, Transaction
+
+    table = bronze(house)
+    table.create_write_transaction(
+        [],
+        "append",
+        table.schema(),
+        partition_by=table.metadata().partition_columns,
+        commit_properties=CommitProperties(app_transactions=[Transaction(app_id, version)]),
+    )
+
+
+def test_the_driver_lands_on_other_writers_commits_and_refuses_a_batch_taken_meanwhile(
+    sensors, monkeypatch
+):
+    """The driver does not re-read its table before each commit: a commit of another app id
+    that came in between is landed on, and one that took this source's next batch makes
+    the driver's commit fail (delta-rs's conflict check), committing nothing twice; the
+    rerun lands the rest, every file once."""
+    from lakehouse.layers.bronze import commit
+
+    sensors.configure("bronze", task_bytes=1)  # one task, one commit per file
+    real_commit, done = commit.commit_staged, []
+
+    def others_in_between(*args, **kwargs):
+        result = real_commit(*args, **kwargs)
+        done.append(result.version)
+        if len(done) == 5:
+            _commit_from_another_writer(sensors, "maintenance:readings", 1)
+        if len(done) == 10:  # as if another run took batch 11
+            _commit_from_another_writer(sensors, "bronze:readings", 11)
+        return result
+
+    monkeypatch.setattr(commit, "commit_staged", others_in_between)
+    with pytest.raises(RuntimeError, match="Concurrent transaction"):  # CommitFailedError
+        sensors.run("bronze", retry={"max_retries": 0})
+    assert done == [*range(1, 6), *range(7, 12)]  # the driver's versions, past the other's
+    kept = sensors.table("bronze/readings")
+    assert kept.group_by("_source_file").len()["len"].to_list() == [10] * 10
+
+    monkeypatch.setattr(commit, "commit_staged", real_commit)
+    sensors.run("bronze")
+    rows = sensors.table("bronze/readings")
+    assert rows.height == 300
+    assert rows.group_by("_source_file").len()["len"].to_list() == [10] * 30  # each file once
+    assert _recorded(sensors) == 30
+    marks = delta_log.app_transactions(Location.from_uri(str(sensors.lake / "bronze" / "readings")))
+    assert marks["bronze:readings"] == 11 + 20  # the rerun's batches after the other's 11
+
+
+def test_tables_checkpoint_every_ten_commits_and_maintenance_sets_older_tables_so(
+    sensors, tmp_path
+):
+    """The engine's tables take a checkpoint every 10 commits (deltalake replays the log
+    from the last one whenever the driver brings a table up to date); maintenance gives the
+    interval to a table made without it, its data unchanged."""
+    import json
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from lakehouse.ops import maintenance
+
+    sensors.configure("bronze", task_bytes=1)  # a commit per file: versions 1 to 30
+    sensors.run("bronze")
+    log = sensors.lake / "bronze" / "readings" / "_delta_log"
+    assert bronze(sensors).version() == 30
+    assert json.loads((log / "_last_checkpoint").read_text())["version"] == 29
+    assert sorted(p.name[:20] for p in log.glob("*.checkpoint.parquet")) == [
+        f"{v:020d}"
+        for v in (9, 19, 29)  # every tenth commit, version 0 the first
+    ]
+
+    older = tmp_path / "older"
+    rows = pa.table({"gauge": ["g1", "g2"], "mm": [1.5, 0.25]})
+    write_deltalake(str(older), rows)
+    assert "delta.checkpointInterval" not in DeltaTable(str(older)).metadata().configuration
+    maintenance.maintain(Location.from_uri(str(older)), target_file_mb=64, retention_hours=168)
+    table = DeltaTable(str(older))
+    assert table.metadata().configuration["delta.checkpointInterval"] == "10"
+    assert table.to_pyarrow_table().sort_by("gauge") == rows
+
+
+def test_a_threadpool_worker_takes_the_next_task_while_the_driver_commits(sensors, monkeypatch):
+    """A threadpool holds as many tasks again as it has workers: a worker that finishes
+    while the driver commits starts a queued task, instead of idling until the commit is
+    done and the driver's loop submits the next one."""
+    import threading
+    import time
+
+    from lakehouse.layers.bronze import commit
+
+    sensors.configure("bronze", task_bytes=1)  # a task per file
+    started, commits, lock = [], [], threading.Lock()
+    real_read, real_commit = ingest.read_landing_file, commit.commit_staged
+
+    def noted_read(*args, **kwargs):
+        with lock:
+            started.append(time.monotonic())
+        time.sleep(0.05)  # a task takes half as long as a commit: the driver is the limit
+        return real_read(*args, **kwargs)
+
+    def slow_commit(*args, **kwargs):
+        begun = time.monotonic()
+        time.sleep(0.1)
+        result = real_commit(*args, **kwargs)
+        commits.append((begun, time.monotonic()))
+        return result
+
+    monkeypatch.setattr(ingest, "read_landing_file", noted_read)
+    monkeypatch.setattr(commit, "commit_staged", slow_commit)
+    sensors.run("bronze", executor_cfg={"type": "threadpool", "max_workers": 2})
+    assert sensors.table("bronze/readings").height == 300
+    # the driver submits between commits, and a task it submits starts at once: one that
+    # started 20 ms or more into a commit came from the queue
+    from_queue = [t for t in started if any(b + 0.02 <= t < e for b, e in commits)]
+    assert len(from_queue) >= 3, (len(from_queue), len(started))  # 0 with two in flight

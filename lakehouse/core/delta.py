@@ -25,7 +25,11 @@ if TYPE_CHECKING:
 
 WATERMARK_KEY = "lakehouse.watermark"
 RUN_ID_KEY = "lakehouse.run_id"
-CDF_ON = {"delta.enableChangeDataFeed": "true"}
+# Every table the engine creates: change data feed on, and a checkpoint every 10 commits
+# (Delta's default is 100). deltalake replays the log from the last checkpoint whenever it
+# brings a table up to date, which the driver does after each of its commits: at SF 10,
+# bronze commits ~690 times and took 38-39 s instead of 43 s with 10.
+TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.checkpointInterval": "10"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def ensure_table(
             location.uri,
             schema=schema,
             partition_by=partition_by or None,
-            configuration=CDF_ON,
+            configuration=TABLE_PROPERTIES,
             storage_options=location.delta_options,
         )
     except Exception:
@@ -176,16 +180,20 @@ def ahead_properties(run_id: str, batch: CommitProperties, step: str) -> CommitP
     )
 
 
-def check_not_committed(table: DeltaTable, properties: CommitProperties) -> None:
+def check_not_committed(
+    table: DeltaTable, properties: CommitProperties, known: dict[str, int] | None = None
+) -> None:
     """Refuse to commit a batch the table already holds (delta-rs would accept it again).
 
     Call it with the very table object the commit is made from: delta-rs then rejects any
     commit of the same app id that lands after this snapshot, so no batch is written twice.
-    It also checks that the run still holds its pipeline's lease (``lakehouse.coordination.lease``).
+    ``known``: the table's app transactions as just read from its log (``delta_log``), asked
+    instead of the table (which replays its log to answer). It also checks that the run still
+    holds its pipeline's lease (``lakehouse.coordination.lease``).
     """
     fence.check()  # a run that lost its pipeline's lease stops before committing
     batch = batch_mark(properties)
-    done = table.transaction_version(batch.app_id)
+    done = (known.get if known is not None else table.transaction_version)(batch.app_id)
     if done is not None and done >= batch.version:
         raise CommitFailedError(
             f"{table.table_uri}: batch {batch.version} of {batch.app_id} was already committed "

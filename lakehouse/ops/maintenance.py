@@ -1,4 +1,5 @@
 """Maintenance of one Delta table: compaction, a checkpoint, a full vacuum, sizes around them.
+A table made before the engine set its checkpoint interval is given it.
 
 Compaction rewrites small files into large ones in commits that change no data
 (``dataChange = false``), so no change data feed reader (silver, gold) sees rows twice. The
@@ -54,6 +55,9 @@ def maintain(location: Location, target_file_mb: int, retention_hours: int) -> M
         raise ValueError(f"maintenance: {location.uri} is not a Delta table")
     before = data_files(location)
     fence.check()  # compaction and vacuum are writes too
+    interval = "delta.checkpointInterval"  # a table made before the engine set it
+    if interval not in table.metadata().configuration:
+        table.alter.set_table_properties({interval: delta.TABLE_PROPERTIES[interval]})
     metrics = table.optimize.compact(target_size=target_file_mb * 1024 * 1024)
     table.create_checkpoint()
     deleted = table.vacuum(

@@ -100,8 +100,10 @@ def commit_staged(
     added = delta.add_missing_columns(table, schema)
     if added:
         logger.warning(f"bronze/{source}: new column(s) {', '.join(added)} added to the table")
-    table.update_incremental()
-
+        table.update_incremental()
+    # Not brought up to date before each commit: the driver did after its own last one, and
+    # delta-rs lands an append on any other writer's commits since (refusing one that holds
+    # this source's batch), so the log's transactions below are what decides.
     known = opened.get(f"{table_location.uri} transactions")  # not a log replay per file
     known = delta_log.known_transactions(table_location, known)  # + commits since (others')
     opened[f"{table_location.uri} transactions"] = known
@@ -129,7 +131,7 @@ def commit_staged(
         for rows in [sum(s.rows for s in group)]
     ]
     app_id = f"bronze:{source}"
-    batch = delta.last_batch(table, app_id) + 1
+    batch = ingested.get(app_id, 0) + 1
     rows = sum(s.rows for s in fresh)
     watermark = {"rows": rows, "files": [{"name": s.file.name, "size": s.file.size} for s in fresh]}
     properties = delta.commit_properties(
@@ -139,7 +141,7 @@ def commit_staged(
         run_id,
         extra_transactions=[Transaction(s.file.app_id, s.file.fingerprint) for s in fresh],
     )
-    delta.check_not_committed(table, properties)
+    delta.check_not_committed(table, properties, ingested)
     table.create_write_transaction(
         actions,
         "append",
