@@ -27,7 +27,13 @@ def overwrite(
     """Replace the whole mart with ``data`` in one commit (full refresh)."""
     table = delta.ensure_table(location, data.schema, [partition] if partition else None)
     delta.check_not_committed(table, properties)
-    write_deltalake(table, data, mode="overwrite", commit_properties=properties)
+    write_deltalake(
+        table,
+        data,
+        mode="overwrite",
+        commit_properties=properties,
+        writer_properties=delta.parquet_settings(data),
+    )
     table.update_incremental()
     return delta.WriteResult(
         location.name, location.uri, "overwrite", data.num_rows, table.version()
@@ -47,6 +53,7 @@ def replace_partitions(
         predicate=sqltext.in_list(column, values),
         partition_by=[column],
         commit_properties=properties,
+        writer_properties=delta.parquet_settings(data),
     )
     table.update_incremental()
     return delta.WriteResult(
@@ -74,7 +81,12 @@ def upsert(
     before = table.version()
     delta.check_not_committed(table, properties)
     table.merge(
-        source, on, source_alias="s", target_alias="t", commit_properties=properties
+        source,
+        on,
+        source_alias="s",
+        target_alias="t",
+        commit_properties=properties,
+        writer_properties=delta.parquet_settings(source),
     ).when_matched_delete(f"s.{GONE}").when_matched_update_all(
         except_cols=[GONE]
     ).when_not_matched_insert_all(f"NOT s.{GONE}", except_cols=[GONE]).execute()

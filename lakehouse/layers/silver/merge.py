@@ -61,12 +61,22 @@ def merge(
     if rows.height and not table.file_uris() and VANISHED not in data.column_names:
         # nothing to match in an empty table: a first load appends (same commit, same rows)
         write_deltalake(
-            table, data, mode="append", partition_by=partition, commit_properties=properties
+            table,
+            data,
+            mode="append",
+            partition_by=partition,
+            commit_properties=properties,
+            writer_properties=delta.parquet_settings(data),
         )
         metrics = {"num_target_rows_inserted": data.num_rows}
     elif rows.height:
         merger = table.merge(
-            data, on, source_alias="s", target_alias="t", commit_properties=properties
+            data,
+            on,
+            source_alias="s",
+            target_alias="t",
+            commit_properties=properties,
+            writer_properties=delta.parquet_settings(data),
         )
         merger = _when_vanished(merger, entity) if VANISHED in data.column_names else merger
         live = f"NOT s.{VANISHED}" if VANISHED in data.column_names else None
@@ -165,6 +175,7 @@ def append_new(
         commit_properties=(
             properties if last else delta.ahead_properties(run_id, properties, "append-new")
         ),
+        writer_properties=delta.parquet_settings(data),
     )
     table.update_incremental()
     return delta.WriteResult(target.name, target.uri, "append", data.num_rows, table.version())
