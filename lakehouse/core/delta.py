@@ -18,7 +18,7 @@ from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_delt
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import CommitProperties, Transaction
 
-from lakehouse.core import fence
+from lakehouse.core import fence, sqltext
 from lakehouse.core.storage import Location
 
 if TYPE_CHECKING:
@@ -249,6 +249,26 @@ def parquet_settings(data: pa.Table) -> WriterProperties:
         compression="SNAPPY",
         default_column_properties=ColumnProperties(dictionary_enabled=False),
         column_properties={name: ColumnProperties(dictionary_enabled=True) for name in repeating},
+    )
+
+
+def merger(
+    table: DeltaTable,
+    source: pa.Table,
+    keys: Iterable[str],
+    properties: CommitProperties | None = None,
+    also: str | None = None,
+):
+    """``table.merge`` of ``source`` (alias ``s``) into the table (alias ``t``) on equal
+    ``keys`` (and the condition ``also``), its files written with ``parquet_settings``."""
+    on = " AND ".join(f"{sqltext.quoted(k, 't')} = {sqltext.quoted(k, 's')}" for k in keys)
+    return table.merge(
+        source,
+        f"{on} AND {also}" if also else on,
+        source_alias="s",
+        target_alias="t",
+        commit_properties=properties,
+        writer_properties=parquet_settings(source),
     )
 
 

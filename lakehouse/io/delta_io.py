@@ -101,13 +101,10 @@ class DeltaSink(Sink):
             return moved
         table = delta.ensure_table(location, rows.schema)
         before = table.version()
-        on = " AND ".join(
-            f"{sqltext.quoted(k, 't')} = {sqltext.quoted(k, 's')}" for k in change.keys
-        )
         column = change.column
         gone = None if column is None else sqltext.in_list(column, change.values, "t")
         (
-            table.merge(rows, on, source_alias="s", target_alias="t", commit_properties=properties)
+            delta.merger(table, rows, change.keys, properties)
             .when_matched_update_all()
             .when_not_matched_insert_all()
             .when_not_matched_by_source_delete(gone)

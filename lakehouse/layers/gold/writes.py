@@ -77,19 +77,15 @@ def upsert(
         ],
         how="diagonal_relaxed",
     ).to_arrow()
-    on = " AND ".join(f"{sqltext.quoted(k, 't')} = {sqltext.quoted(k, 's')}" for k in keys)
     before = table.version()
     delta.check_not_committed(table, properties)
-    table.merge(
-        source,
-        on,
-        source_alias="s",
-        target_alias="t",
-        commit_properties=properties,
-        writer_properties=delta.parquet_settings(source),
-    ).when_matched_delete(f"s.{GONE}").when_matched_update_all(
-        except_cols=[GONE]
-    ).when_not_matched_insert_all(f"NOT s.{GONE}", except_cols=[GONE]).execute()
+    (
+        delta.merger(table, source, keys, properties)
+        .when_matched_delete(f"s.{GONE}")
+        .when_matched_update_all(except_cols=[GONE])
+        .when_not_matched_insert_all(f"NOT s.{GONE}", except_cols=[GONE])
+        .execute()
+    )
     table.update_incremental()
     if table.version() == before:
         delta.record_watermark_only(table, properties)

@@ -50,10 +50,10 @@ def merge(
     before = table.version()
     delta.check_not_committed(table, properties)
     target_, source_ = (lambda c: sqltext.quoted(c, "t")), (lambda c: sqltext.quoted(c, "s"))
-    on = " AND ".join(f"{target_(k)} = {source_(k)}" for k in entity.keys)
+    touched = None  # the partitions the rows fall in: the MERGE reads only those
     if entity.partition_column and rows.height:
         values = rows[entity.partition_column].to_list()
-        on += " AND " + sqltext.in_list(entity.partition_column, values, "t")
+        touched = sqltext.in_list(entity.partition_column, values, "t")
     compared = [c for c in entity.schema.names() if c not in entity.keys]
     compared = [c for c in compared if c != entity.partition_column]
     changed = " OR ".join(f"({target_(c)} IS DISTINCT FROM {source_(c)})" for c in compared)
@@ -70,14 +70,7 @@ def merge(
         )
         metrics = {"num_target_rows_inserted": data.num_rows}
     elif rows.height:
-        merger = table.merge(
-            data,
-            on,
-            source_alias="s",
-            target_alias="t",
-            commit_properties=properties,
-            writer_properties=delta.parquet_settings(data),
-        )
+        merger = delta.merger(table, data, entity.keys, properties, also=touched)
         merger = _when_vanished(merger, entity) if VANISHED in data.column_names else merger
         live = f"NOT s.{VANISHED}" if VANISHED in data.column_names else None
         update = " AND ".join(f"({p})" for p in (live, changed) if p) or None

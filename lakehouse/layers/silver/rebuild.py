@@ -182,9 +182,9 @@ def replay(
             }
         )
         fence.check()
-        table.merge(
-            marks, "t.row_key = s.row_key", source_alias="s", target_alias="t"
-        ).when_matched_update({"replayed_at": "s.replayed_at"}).execute()
+        delta.merger(table, marks, ["row_key"]).when_matched_update(
+            {"replayed_at": "s.replayed_at"}
+        ).execute()
         table.update_incremental()
         results.append(
             delta.WriteResult(
