@@ -112,9 +112,9 @@ def commit_staged(
     for path in taken:  # a concurrent run committed a file of it first: the others of the
         table_location.fs.rm(table_location.child(path).uri)  # Parquet file go next run
     fresh = [s for s in staged if s.path not in taken]
-    if not fresh:
+    if not fresh:  # the table's version as its log says, others' commits included
         return delta.WriteResult(
-            table_location.name, table_location.uri, "append", 0, table.version()
+            table_location.name, table_location.uri, "append", 0, known.through
         )
 
     now_ms = int(time.time() * 1000)
