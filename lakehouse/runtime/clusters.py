@@ -28,15 +28,15 @@ TYPES = ("dask", "ray")
 ADDRESS_ENV = {"dask": "DASK_SCHEDULER_ADDRESS", "ray": "RAY_ADDRESS"}
 
 
-# --- Dask ----------------------------------------------------------------------------------
-
-
 def start(spec: ExecutorSpec, modules: list[str]):
     """The Hamilton task executor for a ``dask`` or ``ray`` spec, its cluster started or
     reached, and checked to import ``modules``; and how to stop it."""
     if spec.type == "dask":
         return start_dask(spec, modules, os.cpu_count() or 1)
     return start_ray(spec, modules)
+
+
+# --- Dask ----------------------------------------------------------------------------------
 
 
 def _importable(paths: list[str], modules: list[str]) -> str | None:
